@@ -1,0 +1,42 @@
+"""Exceptions raised by authvision. Every one derives from :class:`AuthvisionError`."""
+
+from __future__ import annotations
+
+
+class AuthvisionError(Exception):
+    """Base class of every error authvision raises on purpose."""
+
+
+class ImageDecodeError(AuthvisionError, ValueError):
+    """An input could not be turned into an RGB image (unsupported, corrupt, too large, ...)."""
+
+
+class ModelLoadError(AuthvisionError):
+    """A model file or its manifest is missing, unreadable or inconsistent."""
+
+
+class ChecksumMismatchError(ModelLoadError):
+    """A file's sha256 differs from the one its manifest records (corrupt or tampered)."""
+
+
+class IndexFormatError(AuthvisionError):
+    """A saved index or checker directory is missing files, corrupt, tampered with or of an unknown version."""
+
+
+class IncompatibleModelError(AuthvisionError):
+    """An index or checker was built with a different embedding model than the one given."""
+
+
+class UnknownReferenceError(AuthvisionError, KeyError):
+    """A reference id that the index does not hold."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class DuplicateReferenceError(AuthvisionError, ValueError):
+    """The same photo (same source bytes) is already in the index."""
+
+
+class CalibrationError(AuthvisionError, ValueError):
+    """Calibration data is unusable (too few photos, a single class, ...)."""

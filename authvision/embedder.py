@@ -1,0 +1,157 @@
+"""Embed listing photos with the exported CNN on ONNX Runtime (no torch).
+
+``Embedder.load()`` opens the default model shipped in the wheel (``authvision.weights``); a path opens
+an exported or retrained model. The ONNX file's sha256 is checked against the model manifest before
+ONNX Runtime sees a byte of it.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+
+from .errors import ModelLoadError
+from .imageio import DecodedImage, ImageSource, decode_image
+from .manifest import MANIFEST_NAME, ModelManifest, read_verified
+from .preprocess import preprocess_batch
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 32
+
+
+def default_model_dir() -> Path:
+    """Directory of the default model shipped inside the package."""
+    return Path(str(importlib.resources.files("authvision.weights")))
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (affinity- and container-aware where the OS tells)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _resolve(path: str | os.PathLike[str] | None, precision: str) -> tuple[Path, ModelManifest, str]:
+    """(model directory, manifest, precision) for a directory, an .onnx file or the default."""
+    if path is None:
+        directory = default_model_dir()
+    else:
+        candidate = Path(path)
+        if not candidate.exists():
+            raise ModelLoadError(f"model path {candidate} does not exist")
+        directory = candidate if candidate.is_dir() else candidate.parent
+    if not (directory / MANIFEST_NAME).is_file():
+        raise ModelLoadError(
+            f"no {MANIFEST_NAME} in {directory}: authvision loads models written by "
+            "`authvision export` / `authvision train`, which record checksums and the input spec"
+        )
+    manifest = ModelManifest.read(directory)
+    if path is not None and Path(path).is_file():
+        by_name = {f.filename: p for p, f in manifest.files.items()}
+        if Path(path).name not in by_name:
+            raise ModelLoadError(f"{Path(path).name} is not listed in {directory / MANIFEST_NAME}")
+        precision = by_name[Path(path).name]
+    return directory, manifest, precision
+
+
+class Embedder:
+    """A CNN that turns listing photos into L2-normalised float32 vectors, on ONNX Runtime."""
+
+    def __init__(self, session: object, manifest: ModelManifest, precision: str, model_sha256: str, source: Path):
+        self._session = session
+        self.manifest = manifest
+        self.precision = precision
+        self.model_sha256 = model_sha256
+        self.source = source
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        precision: Literal["int8", "fp32"] = "int8",
+        num_threads: int | None = None,
+    ) -> Embedder:
+        """Open a model: the shipped default (``path=None``), a model directory, or one of its .onnx files.
+
+        Args:
+            path: model directory or ONNX file with ``manifest.json`` beside it; None for the default.
+            precision: which file of the directory to run; ignored when ``path`` names a file.
+            num_threads: ONNX Runtime intra-op threads; default: every CPU this process may use.
+        """
+        import onnxruntime as ort
+
+        if precision not in ("int8", "fp32"):
+            raise ValueError(f"precision must be 'int8' or 'fp32', got {precision!r}")
+        directory, manifest, precision = _resolve(path, precision)
+        model_file = manifest.model_file(precision)
+        data = read_verified(directory / model_file.filename, model_file.sha256)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = num_threads or available_cpus()
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ModelLoadError(f"ONNX Runtime could not load {directory / model_file.filename}: {exc}") from exc
+        inputs = [i.name for i in session.get_inputs()]
+        if manifest.input_name not in inputs:
+            raise ModelLoadError(f"model input {manifest.input_name!r} not in the ONNX graph inputs {inputs}")
+        log.debug("loaded %s (%s, sha256 %s)", model_file.filename, precision, model_file.sha256[:12])
+        return cls(session, manifest, precision, model_file.sha256, directory / model_file.filename)
+
+    @property
+    def dim(self) -> int:
+        return self.manifest.embedding_dim
+
+    @property
+    def min_side(self) -> int:
+        """Shorter side a decoder must keep (JPEG draft scaling may stop here)."""
+        return self.manifest.preprocess.resize_size
+
+    def decode(self, source: ImageSource) -> DecodedImage:
+        """Decode one input at the size this model needs (JPEG DCT scaling where it is free)."""
+        return decode_image(source, min_side=self.min_side)
+
+    def embed(self, images: ImageSource | Iterable[ImageSource], *, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+        """Embed photos; raises :class:`~authvision.errors.ImageDecodeError` on the first bad one.
+
+        Returns:
+            float32 array (n, dim), rows L2-normalised.
+        """
+        if isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray)):
+            images = [images]
+        decoded = [self.decode(source).image for source in images]
+        return self.embed_decoded(decoded, batch_size=batch_size)
+
+    def embed_decoded(self, images: Sequence[Image.Image], *, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+        """Embed already decoded RGB images."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+        out = np.empty((len(images), self.dim), dtype=np.float32)
+        for start in range(0, len(images), batch_size):
+            chunk = images[start : start + batch_size]
+            out[start : start + len(chunk)] = self.embed_tensors(preprocess_batch(chunk, self.manifest.preprocess))
+        return out
+
+    def embed_tensors(self, batch: np.ndarray) -> np.ndarray:
+        """Run the model on preprocessed (n, 3, S, S) float32 tensors."""
+        if len(batch) == 0:
+            return np.empty((0, self.dim), dtype=np.float32)
+        (vectors,) = self._session.run([self.manifest.output_name], {self.manifest.input_name: batch})  # type: ignore[attr-defined]
+        vectors = np.asarray(vectors, dtype=np.float32)
+        # The graph normalises already; int8 rounding leaves norms a hair off 1, so normalise again.
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.maximum(norms, np.float32(1e-12))
+
+    def __repr__(self) -> str:
+        return f"Embedder({self.manifest.name!r}, precision={self.precision!r}, dim={self.dim}, source={str(self.source)!r})"

@@ -1,0 +1,64 @@
+"""One preprocessing definition: the numpy (inference) and torch (training) paths give the same tensor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from authvision.manifest import PreprocessConfig
+from authvision.preprocess import center_crop_box, preprocess, preprocess_batch, resized_size
+
+
+def test_resized_size_keeps_aspect_with_shorter_side():
+    assert resized_size(800, 600, 256) == (341, 256)
+    assert resized_size(600, 800, 256) == (256, 341)
+    assert resized_size(300, 300, 256) == (256, 256)
+
+
+def test_center_crop_box_is_centred():
+    assert center_crop_box(341, 256, 224) == (58, 16, 282, 240)
+
+
+def test_output_shape_dtype_and_range(photos):
+    config = PreprocessConfig()
+    tensor = preprocess(Image.fromarray(photos["coffee"]), config)
+    assert tensor.shape == (3, 224, 224) and tensor.dtype == np.float32
+    assert -1.0 <= tensor.min() < -0.5 and 0.5 < tensor.max() <= 1.0  # mean = std = 0.5 → [-1, 1]
+
+
+def test_white_pixel_maps_to_one():
+    tensor = preprocess(Image.new("RGB", (300, 260), (255, 255, 255)), PreprocessConfig())
+    np.testing.assert_allclose(tensor, 1.0, atol=1e-6)
+
+
+def test_batch_matches_single(photos):
+    config = PreprocessConfig(input_size=192, resize_size=220, interpolation="bicubic")
+    images = [Image.fromarray(photos[name]) for name in ("chelsea", "rocket")]
+    batch = preprocess_batch(images, config)
+    assert batch.shape == (2, 3, 192, 192)
+    np.testing.assert_array_equal(batch[1], preprocess(images[1], config))
+
+
+def test_rejects_non_rgb():
+    with pytest.raises(ValueError, match="RGB"):
+        preprocess(Image.new("L", (300, 300)), PreprocessConfig())
+
+
+@pytest.mark.parametrize("bad", [dict(input_size=300, resize_size=256), dict(std=(0.5, 0.0, 0.5)), dict(interpolation="nearest")])
+def test_config_validation(bad):
+    with pytest.raises(ValueError):
+        PreprocessConfig(**bad)
+
+
+@pytest.mark.train
+@pytest.mark.parametrize("config", [PreprocessConfig(), PreprocessConfig(input_size=260, resize_size=300, interpolation="bicubic", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))])
+def test_numpy_and_torch_paths_agree(photos, config):
+    pytest.importorskip("torch")
+    from authvision_train.transforms import eval_transform
+
+    transform = eval_transform(config)
+    for name, array in photos.items():
+        image = Image.fromarray(array)
+        expected = transform(image).numpy()
+        np.testing.assert_allclose(preprocess(image, config), expected, atol=1e-5, err_msg=name)

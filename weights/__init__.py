@@ -1,0 +1,1 @@
+"""Shipped default model files (ONNX fp32 and int8) and their manifest; data only."""

@@ -1,0 +1,181 @@
+"""Saved directories: written atomically, read back only after every file's checksum is verified.
+
+A saved directory holds data files plus ``manifest.json``, which records the sha256 and size of every
+data file. :func:`write_directory` writes everything into a hidden sibling ``.NAME.tmp-XXXX``,
+fsyncs the files and the folder, then swaps it in:
+
+* no previous directory: one ``os.replace`` (atomic);
+* a previous directory: ``NAME`` is renamed to ``.NAME.old-XXXX``, the new one renamed to ``NAME``,
+  the old one deleted. Between the two renames ``NAME`` does not exist; a crash in that window leaves
+  the complete previous directory at ``.NAME.old-XXXX``, and :func:`resolve_directory` (used by every
+  loader) falls back to it. So a crash at any point leaves the old or the new directory loadable.
+
+:func:`read_verified` reads a file's bytes once, checks size and sha256 against the manifest, and
+returns those same bytes, so nothing unverified ever reaches a parser. Reading never writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import secrets
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import IndexFormatError
+
+__all__ = ["MANIFEST_NAME", "read_manifest", "read_verified", "resolve_directory", "sha256_hex", "write_directory"]
+
+LOG = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.json"
+_MAX_MANIFEST_BYTES = 1 << 20
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _siblings(directory: Path, kind: str) -> list[Path]:
+    return sorted(directory.parent.glob(f".{directory.name}.{kind}-*"))
+
+
+def write_directory(directory: str | os.PathLike[str], files: Mapping[str, bytes], manifest: dict[str, Any]) -> None:
+    """Atomically replace ``directory`` with ``files`` plus ``manifest.json``.
+
+    ``manifest`` gets a ``files`` entry (name → sha256 and size) and is written last. An existing
+    ``directory`` must be a previous save (it has a ``manifest.json``): anything else is refused rather
+    than deleted.
+    """
+    directory = Path(directory)
+    if directory.name in ("", ".", ".."):
+        raise ValueError(f"cannot save to {str(directory)!r}: name the directory to create")
+    if directory.exists():
+        if not directory.is_dir():
+            raise FileExistsError(f"{directory} exists and is not a directory")
+        if any(directory.iterdir()) and not (directory / MANIFEST_NAME).is_file():
+            raise FileExistsError(
+                f"{directory} exists and is not a saved authvision directory (no {MANIFEST_NAME}); "
+                "refusing to replace it: choose a new or empty directory"
+            )
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    manifest = dict(manifest)
+    manifest["files"] = {name: {"sha256": sha256_hex(data), "bytes": len(data)} for name, data in sorted(files.items())}
+
+    tmp = directory.parent / f".{directory.name}.tmp-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    try:
+        for name, data in files.items():
+            _write_file(tmp / name, data)
+        _write_file(tmp / MANIFEST_NAME, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+        _fsync_directory(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+    if not directory.exists():
+        try:
+            os.replace(tmp, directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _fsync_directory(directory.parent)
+    else:
+        old = directory.parent / f".{directory.name}.old-{secrets.token_hex(4)}"
+        os.replace(directory, old)
+        try:
+            os.replace(tmp, directory)
+        except BaseException:
+            os.replace(old, directory)  # put the previous save back before reporting the failure
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _fsync_directory(directory.parent)
+    # Whatever earlier crashed saves left behind is superseded now.
+    for stale in _siblings(directory, "old") + _siblings(directory, "tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def resolve_directory(directory: str | os.PathLike[str]) -> Path:
+    """The directory to load: ``directory`` itself, or the previous save a crashed swap left aside."""
+    directory = Path(directory)
+    if directory.is_dir():
+        return directory
+    if directory.exists():
+        raise IndexFormatError(f"{directory} is not a directory")
+    candidates = [path for path in _siblings(directory, "old") if (path / MANIFEST_NAME).is_file()]
+    if not candidates:
+        raise FileNotFoundError(f"no saved directory at {directory}")
+    chosen = max(candidates, key=lambda path: (path / MANIFEST_NAME).stat().st_mtime)
+    LOG.warning("%s is missing (a save was interrupted); loading the previous save from %s", directory, chosen)
+    return chosen
+
+
+def read_manifest(directory: Path, *, format_name: str, supported_versions: tuple[int, ...]) -> dict[str, Any]:
+    """Parse and check ``manifest.json``: our format, a version we can read, a files table."""
+    path = directory / MANIFEST_NAME
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(_MAX_MANIFEST_BYTES + 1)
+    except FileNotFoundError as exc:
+        raise IndexFormatError(f"{path} is missing: {directory} is not a complete saved index") from exc
+    if len(raw) > _MAX_MANIFEST_BYTES:
+        raise IndexFormatError(f"{path} is larger than {_MAX_MANIFEST_BYTES} bytes: not a manifest")
+    try:
+        manifest = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IndexFormatError(f"{path} is not valid JSON (truncated or corrupt): {exc}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != format_name:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise IndexFormatError(f"{path} does not describe a {format_name} (format: {found!r})")
+    version = manifest.get("format_version")
+    if version not in supported_versions:
+        newest = max(supported_versions)
+        hint = "upgrade authvision to read it" if isinstance(version, int) and version > newest else "it is corrupt"
+        raise IndexFormatError(
+            f"{path}: format_version {version!r} is not one this authvision reads ({', '.join(map(str, supported_versions))}); {hint}"
+        )
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(
+        isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and isinstance(entry.get("bytes"), int)
+        for entry in files.values()
+    ):
+        raise IndexFormatError(f"{path}: the 'files' table is missing or malformed")
+    return manifest
+
+
+def read_verified(directory: Path, manifest: Mapping[str, Any], name: str) -> bytes:
+    """Bytes of ``directory/name`` after checking them against the manifest's size and sha256."""
+    entry = manifest["files"].get(name)
+    if entry is None:
+        raise IndexFormatError(f"{directory / MANIFEST_NAME} lists no {name}: the save is incomplete")
+    path = directory / name
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(entry["bytes"] + 1)
+    except FileNotFoundError as exc:
+        raise IndexFormatError(f"{path} is missing") from exc
+    if len(data) != entry["bytes"]:
+        size = f"{len(data)}{'+' if len(data) > entry['bytes'] else ''}"
+        raise IndexFormatError(f"{path} has {size} bytes, the manifest says {entry['bytes']}: truncated or replaced")
+    if sha256_hex(data) != entry["sha256"]:
+        raise IndexFormatError(f"{path} fails its sha256 check: the file is corrupt or was modified after saving")
+    return data

@@ -1,0 +1,171 @@
+"""Perceptual hashes that catch re-used and lightly edited listing photos.
+
+Each photo gets two 64-bit pHashes (imagehash, ``hash_size=8``): row 0 of the photo, row 1 of its
+horizontal mirror. References index both rows, queries search with row 0, so a mirrored copy of a
+reference photo matches that reference's row 1 (sellers flip official shots to dodge exact matching).
+
+Before hashing, a photo is normalised the same way for references and queries:
+
+1. uniform borders (white padding to a square, coloured frames, nested ones) are trimmed, because
+   marketplace templates pad photos and padding changes the aspect ratio pHash squeezes to a square.
+   A border line must be flat (colour range ≤ 8 grey levels, 2% outliers aside); up to 16 more lines
+   whose median is still the border colour go too — JPEG ringing next to the photo;
+2. the shorter side is resized to :data:`CANONICAL_SIDE` pixels (bilinear, ``reducing_gap``), because
+   callers decode JPEGs with DCT draft scaling, so one photo can arrive at different decoded sizes.
+
+Measured on the 22 scikit-image / matplotlib sample photos (``tests/test_hashing.py`` pins a subset),
+bits of 64 between a photo and its edited copy: JPEG q=60 or q=40, draft decoding at 1/2, a 0.9
+resize, white padding and mirroring: 0-6 (mostly 0-2); padding then JPEG q=60: ≤ 10; a 3% crop: ≤ 12
+(textures; ≤ 8 on photos of objects). Two different photos: 20 or more (1st percentile; the closest
+pair, 4 bits, is a stereo pair of one scene). Hence :data:`DUPLICATE_MAX_DISTANCE` = 10, the default
+radius of ``ReferenceIndex.find_duplicates``. Weak spots: crops beyond ~5%, padding plus heavy
+re-compression (q=40: up to 14), and tiny graphics on flat backgrounds (the 128-px sample logo moves
+36 bits under JPEG, because noise changes how much flat background is trimmed).
+"""
+
+from __future__ import annotations
+
+import imagehash
+import numpy as np
+from PIL import Image, ImageOps
+
+__all__ = [
+    "CANONICAL_SIDE",
+    "DUPLICATE_MAX_DISTANCE",
+    "HASH_BYTES",
+    "hamming",
+    "hash_to_hex",
+    "hex_to_hash",
+    "perceptual_hashes",
+    "trim_uniform_border",
+]
+
+CANONICAL_SIDE = 256
+"""Shorter side, in pixels, that every photo is resized to before hashing."""
+
+HASH_BYTES = 8
+"""Bytes per hash (64 bits)."""
+
+DUPLICATE_MAX_DISTANCE = 10
+"""Default Hamming radius (bits of 64) under which two photos count as the same photo."""
+
+_BORDER_TOLERANCE = 8  # colour range (grey levels) of a flat border line, outliers aside
+_MAX_TRIM_PASSES = 4
+_RINGING_LINES = 16  # two 4:2:0 JPEG chroma blocks
+_MIN_KEPT_FRACTION = 0.2  # never trim a photo down to less than this share of each side
+
+
+def _robust_spread(lines: np.ndarray) -> np.ndarray:
+    """Colour range of each line (row of ``lines``), ignoring the 2% most extreme pixels of it."""
+    width = lines.shape[1]
+    low, high = (width - 1) // 50, width - 1 - (width - 1) // 50
+    ordered = np.partition(lines, (low, high), axis=1)
+    return (ordered[:, high].astype(np.int16) - ordered[:, low]).max(axis=1)
+
+
+def _cut(lines: np.ndarray, spread: np.ndarray, tolerance: int) -> int:
+    """How many leading lines (rows or columns, outermost first) are border.
+
+    A border starts with lines of one flat colour; it goes on through at most ``_RINGING_LINES``
+    lines whose median colour is still that colour (JPEG ringing next to the photo).
+    """
+    not_flat = np.flatnonzero(spread > tolerance)
+    flat = int(not_flat[0]) if not_flat.size else spread.size
+    if flat == 0 or flat == spread.size:
+        return flat
+    colour = np.median(lines[:flat].reshape(-1, lines.shape[-1]), axis=0)
+    medians = np.median(lines[flat : flat + _RINGING_LINES], axis=1)
+    off = np.flatnonzero(np.abs(medians - colour).max(axis=1) > 2 * tolerance)
+    return flat + (int(off[0]) if off.size else medians.shape[0])
+
+
+def trim_uniform_border(image: Image.Image, tolerance: int = _BORDER_TOLERANCE) -> Image.Image:
+    """Crop away uniform borders (padding, frames) on each side of a photo.
+
+    Each side is trimmed on its own and whatever its colour, nested frames go one per pass, and the
+    rule is symmetric, so a photo and its mirror are trimmed alike. Returns the image unchanged when
+    trimming would keep less than a fifth of a side (a blank photo).
+    """
+    rgb = image.convert("RGB") if image.mode != "RGB" else image
+    box = _trim_box(np.asarray(rgb), tolerance)
+    return rgb if box == (0, 0, rgb.width, rgb.height) else rgb.crop(box)
+
+
+def _trim_box(pixels: np.ndarray, tolerance: int) -> tuple[int, int, int, int]:
+    full_height, full_width = pixels.shape[:2]
+    left, top, right, bottom = 0, 0, full_width, full_height
+    for _ in range(_MAX_TRIM_PASSES):  # nested frames need one pass each
+        view = pixels[top:bottom, left:right]
+        rows, cols = view, view.transpose(1, 0, 2)
+        row_spread, col_spread = _robust_spread(rows), _robust_spread(cols)
+        cuts = (
+            _cut(rows, row_spread, tolerance),
+            _cut(rows[::-1], row_spread[::-1], tolerance),
+            _cut(cols, col_spread, tolerance),
+            _cut(cols[::-1], col_spread[::-1], tolerance),
+        )
+        if not any(cuts):
+            break
+        if cuts[0] >= rows.shape[0] or cuts[2] >= cols.shape[0]:  # nothing but border
+            return 0, 0, full_width, full_height
+        top, bottom, left, right = top + cuts[0], bottom - cuts[1], left + cuts[2], right - cuts[3]
+        if right - left < _MIN_KEPT_FRACTION * full_width or bottom - top < _MIN_KEPT_FRACTION * full_height:
+            return 0, 0, full_width, full_height
+    return left, top, right, bottom
+
+
+def _canonical(image: Image.Image) -> Image.Image:
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"perceptual_hashes expects a PIL.Image.Image, got {type(image).__name__}")
+    image = trim_uniform_border(image)
+    width, height = image.size
+    scale = CANONICAL_SIDE / min(width, height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if size != image.size:
+        image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
+    return image
+
+
+def _phash_bytes(image: Image.Image) -> np.ndarray:
+    bits = imagehash.phash(image, hash_size=8).hash  # (8, 8) bool
+    return np.packbits(bits.reshape(-1))
+
+
+def perceptual_hashes(image: Image.Image) -> np.ndarray:
+    """Row 0: pHash of the photo; row 1: pHash of its horizontal mirror. Returns uint8 (2, 8)."""
+    canonical = _canonical(image)
+    return np.stack([_phash_bytes(canonical), _phash_bytes(ImageOps.mirror(canonical))])
+
+
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+
+
+def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray | int:
+    """Bits that differ between packed uint8 hashes; reduces over the last axis (broadcasts)."""
+    a = np.asarray(a, dtype=np.uint8)
+    b = np.asarray(b, dtype=np.uint8)
+    if a.shape[-1] != b.shape[-1]:
+        raise ValueError(f"hashes differ in length: {a.shape[-1]} and {b.shape[-1]} bytes")
+    out = _POPCOUNT[np.bitwise_xor(a, b)].sum(axis=-1, dtype=np.int64)
+    return int(out) if out.ndim == 0 else out
+
+
+def hash_to_hex(hash_bytes: np.ndarray) -> str:
+    """One packed hash (8 uint8) → 16 hex digits, as JSON evidence."""
+    array = np.asarray(hash_bytes)
+    if array.dtype != np.uint8 or array.shape != (HASH_BYTES,):
+        raise ValueError(f"expected a uint8 array of shape ({HASH_BYTES},), got {array.dtype} {array.shape}")
+    return array.tobytes().hex()
+
+
+def hex_to_hash(text: str) -> np.ndarray:
+    """16 hex digits → packed hash, uint8 (8,)."""
+    if not isinstance(text, str):
+        raise TypeError(f"expected a hex string, got {type(text).__name__}")
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError as exc:
+        raise ValueError(f"not a hex hash: {text!r}") from exc
+    if len(raw) != HASH_BYTES:
+        raise ValueError(f"a hash is {2 * HASH_BYTES} hex digits, got {len(text)}: {text!r}")
+    return np.frombuffer(raw, dtype=np.uint8).copy()

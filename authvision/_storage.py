@@ -59,10 +59,13 @@ def _siblings(directory: Path, kind: str) -> list[Path]:
     return sorted(directory.parent.glob(f".{directory.name}.{kind}-*"))
 
 
-def write_directory(directory: str | os.PathLike[str], files: Mapping[str, bytes], manifest: dict[str, Any]) -> None:
+def write_directory(
+    directory: str | os.PathLike[str], files: Mapping[str, bytes | memoryview], manifest: dict[str, Any]
+) -> None:
     """Atomically replace ``directory`` with ``files`` plus ``manifest.json``.
 
-    ``manifest`` gets a ``files`` entry (name → sha256 and size) and is written last. An existing
+    ``manifest`` gets a ``files`` entry (name → sha256 and size) and is written last. Names may hold
+    a folder (``"index/vectors.faiss"``); they must not leave ``directory``. An existing
     ``directory`` must be a previous save (it has a ``manifest.json``): anything else is refused rather
     than deleted.
     """
@@ -77,6 +80,9 @@ def write_directory(directory: str | os.PathLike[str], files: Mapping[str, bytes
                 f"{directory} exists and is not a saved authvision directory (no {MANIFEST_NAME}); "
                 "refusing to replace it: choose a new or empty directory"
             )
+    for name in files:
+        if name == MANIFEST_NAME or Path(name).is_absolute() or ".." in Path(name).parts:
+            raise ValueError(f"bad file name in a saved directory: {name!r}")
     directory.parent.mkdir(parents=True, exist_ok=True)
     manifest = dict(manifest)
     manifest["files"] = {name: {"sha256": sha256_hex(data), "bytes": len(data)} for name, data in sorted(files.items())}
@@ -85,7 +91,12 @@ def write_directory(directory: str | os.PathLike[str], files: Mapping[str, bytes
     tmp.mkdir()
     try:
         for name, data in files.items():
-            _write_file(tmp / name, data)
+            target = tmp / name
+            if target.parent != tmp:  # bundles (a checker holds an index) nest one level of folders
+                target.parent.mkdir(parents=True, exist_ok=True)
+            _write_file(target, data)
+        for folder in {(tmp / name).parent for name in files} - {tmp}:
+            _fsync_directory(folder)
         _write_file(tmp / MANIFEST_NAME, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
         _fsync_directory(tmp)
     except BaseException:

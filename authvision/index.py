@@ -63,7 +63,7 @@ import logging
 import math
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -463,7 +463,21 @@ class ReferenceIndex:
 
     @property
     def model_sha256(self) -> str | None:
+        """sha256 of the embedding model the vectors come from (None: not recorded)."""
         return self._model_sha256
+
+    def bind_model(self, model_sha256: str) -> None:
+        """Record the embedding model of an index created without one; a different model is refused."""
+        if not isinstance(model_sha256, str) or not _SHA256.fullmatch(model_sha256):
+            raise ValueError(f"model_sha256 must be 64 lowercase hex digits, got {model_sha256!r}")
+        with self._lock.write():
+            if self._model_sha256 is None:
+                self._model_sha256 = model_sha256
+            elif self._model_sha256 != model_sha256:
+                raise IncompatibleModelError(
+                    f"this index holds vectors of model {self._model_sha256[:12]}…, not of {model_sha256[:12]}…: "
+                    "rebuild it with the model you want to check with"
+                )
 
     @property
     def factory(self) -> str:
@@ -827,13 +841,22 @@ class ReferenceIndex:
     def references(self, ids: Iterable[int]) -> list[Reference]:
         """Metadata of references, in the order of ``ids``; an unknown id raises UnknownReferenceError."""
         wanted = _check_ids(ids).tolist()
-        with self._lock.read():
-            rows = self._meta.rows(wanted)
-        missing = sorted({i for i in wanted if i not in rows})
+        found = self.lookup(wanted)
+        missing = sorted({i for i in wanted if i not in found})
         if missing:
             raise UnknownReferenceError(f"unknown reference id(s): {', '.join(map(str, missing[:10]))}")
-        return [
-            Reference(
+        return [found[i] for i in wanted]
+
+    def lookup(self, ids: Iterable[int]) -> dict[int, Reference]:
+        """Metadata of those ``ids`` that are live references; unknown ids are left out.
+
+        For readers racing a writer: a search result may name a reference removed since.
+        """
+        wanted = _check_ids(ids).tolist()
+        with self._lock.read():
+            rows = self._meta.rows(wanted)
+        return {
+            ref_id: Reference(
                 ref_id=row.ref_id,
                 label=row.label,  # type: ignore[arg-type]
                 product=row.product,
@@ -843,8 +866,8 @@ class ReferenceIndex:
                 hashes=(row.hash, row.hash_mirror) if row.hash is not None else None,
                 added_at=row.added_at,
             )
-            for row in (rows[i] for i in wanted)
-        ]
+            for ref_id, row in rows.items()
+        }
 
     def ids(self, *, brand: str | None = None, product: str | None = None, label: Label | None = None) -> list[int]:
         """Ids of the references matching every filter given (all references if none), ascending."""
@@ -857,26 +880,32 @@ class ReferenceIndex:
     def save(self, directory: str | Path) -> None:
         """Write the index to ``directory`` atomically (a crash leaves the previous save loadable)."""
         with self._save_lock:
-            with self._lock.read():  # searches go on; adds wait until the snapshot is taken
-                files = {
-                    _VECTORS_FILE: _to_bytes(faiss.serialize_index(self._index)),
-                    _HASHES_FILE: _to_bytes(faiss.serialize_index_binary(self._hashes)),
-                    _METADATA_FILE: self._meta.to_bytes(),
-                }
-                manifest = {
-                    "format": FORMAT_NAME,
-                    "format_version": FORMAT_VERSION,
-                    "library_version": _library_version(),
-                    "dim": self._dim,
-                    "factory": self._factory,
-                    "requested_factory": self._requested,
-                    "count": self._count,
-                    "next_id": self._next_id,
-                    "tombstones": int(self._tombstones.size),
-                    "model_sha256": self._model_sha256,
-                    "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                }
-            write_directory(directory, files, manifest)
+            files, fields = self.snapshot()
+            write_directory(directory, files, {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **fields})
+
+    def snapshot(self) -> tuple[dict[str, bytes | memoryview], dict[str, Any]]:
+        """A consistent copy of the index as files and manifest fields, for savers that bundle it.
+
+        Searches go on meanwhile; adds and removes wait until the copy is taken.
+        """
+        with self._lock.read():
+            files = {
+                _VECTORS_FILE: _to_bytes(faiss.serialize_index(self._index)),
+                _HASHES_FILE: _to_bytes(faiss.serialize_index_binary(self._hashes)),
+                _METADATA_FILE: self._meta.to_bytes(),
+            }
+            fields = {
+                "library_version": _library_version(),
+                "dim": self._dim,
+                "factory": self._factory,
+                "requested_factory": self._requested,
+                "count": self._count,
+                "next_id": self._next_id,
+                "tombstones": int(self._tombstones.size),
+                "model_sha256": self._model_sha256,
+                "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
+        return files, fields
 
     @classmethod
     def load(cls, directory: str | Path, *, expected_model_sha256: str | None = None) -> ReferenceIndex:
@@ -887,9 +916,28 @@ class ReferenceIndex:
         """
         path = resolve_directory(directory)
         manifest = read_manifest(path, format_name=FORMAT_NAME, supported_versions=(FORMAT_VERSION,))
+        return cls.restore(
+            manifest,
+            lambda name: read_verified(path, manifest, name),
+            where=path,
+            expected_model_sha256=expected_model_sha256,
+        )
+
+    @classmethod
+    def restore(
+        cls,
+        fields: dict[str, Any],
+        read: Callable[[str], bytes],
+        *,
+        where: Path,
+        expected_model_sha256: str | None = None,
+    ) -> ReferenceIndex:
+        """Rebuild an index from :meth:`snapshot` fields and a reader of its (verified) files."""
+        manifest = fields
+        path = where
         where = path / "manifest.json"
-        fields = {"dim": int, "factory": str, "requested_factory": str, "count": int, "next_id": int, "tombstones": int}
-        for name, kind in fields.items():
+        kinds = {"dim": int, "factory": str, "requested_factory": str, "count": int, "next_id": int, "tombstones": int}
+        for name, kind in kinds.items():
             if not isinstance(manifest.get(name), kind) or isinstance(manifest.get(name), bool):
                 raise IndexFormatError(f"{where}: {name!r} is missing or not a {kind.__name__}")
         model = manifest.get("model_sha256")
@@ -905,9 +953,9 @@ class ReferenceIndex:
         if _newer(saved_version, _library_version()):
             LOG.warning("%s was saved by authvision %s, newer than this %s", path, saved_version, _library_version())
 
-        vector_bytes = read_verified(path, manifest, _VECTORS_FILE)
-        hash_bytes = read_verified(path, manifest, _HASHES_FILE)
-        metadata_bytes = read_verified(path, manifest, _METADATA_FILE)
+        vector_bytes = read(_VECTORS_FILE)
+        hash_bytes = read(_HASHES_FILE)
+        metadata_bytes = read(_METADATA_FILE)
         try:
             index = faiss.deserialize_index(np.frombuffer(vector_bytes, dtype=np.uint8))
         except RuntimeError as exc:

@@ -40,3 +40,7 @@ class DuplicateReferenceError(AuthvisionError, ValueError):
 
 class CalibrationError(AuthvisionError, ValueError):
     """Calibration data is unusable (too few photos, a single class, ...)."""
+
+
+class DatasetError(AuthvisionError, ValueError):
+    """A folder or CSV of labelled photos breaks the expected layout (the message names where)."""

@@ -1,0 +1,463 @@
+"""Evaluate a checker on labelled listing photos: metrics, breakdowns, plots and a written report.
+
+Ground truth per listing is ``genuine``, ``fake`` or ``unknown`` (a photo of a product the checker
+holds no references of), plus optional tags from the brand-kit simulator: defect types and family of
+a fake, the listing conditions, the factory and whether its fakes were among the references, the
+reference photo a re-used listing copies.
+
+Fake detection is scored by ``1 - authenticity``. A listing the checker calls ``unknown`` (or cannot
+read) has no authenticity; it scores a neutral 0.5 in the ranking metrics and counts in the
+confusion matrix, and ``coverage`` says how many known-truth listings got a score at all.
+
+Needs the ``[report]`` extra (scikit-learn for the curves, matplotlib for the plots).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .calibration import expected_calibration_error
+from .datasets import LabelledPhoto
+from .verdict import VERDICT_LABELS, Verdict
+
+__all__ = [
+    "EvaluationResult",
+    "detection_metrics",
+    "evaluate",
+    "evaluate_verdicts",
+    "precision_at_recall",
+    "recall_at_precision",
+    "reliability_bins",
+    "write_report",
+]
+
+LOG = logging.getLogger(__name__)
+
+TRUTH_LABELS = ("genuine", "fake", "unknown")
+NEUTRAL_SCORE = 0.5
+MIN_GROUP = 5  # fewest listings of each class for a breakdown row to get a ROC-AUC
+
+
+# -- metrics -----------------------------------------------------------------------------------------
+
+
+def _curves():
+    try:
+        from sklearn import metrics
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError("evaluation needs scikit-learn: pip install 'authvision[report]'") from exc
+    return metrics
+
+
+def recall_at_precision(is_fake: np.ndarray, fake_score: np.ndarray, precision: float) -> float:
+    """Largest recall of fakes among operating points whose precision is at least ``precision``."""
+    p, r, _ = _curves().precision_recall_curve(is_fake, fake_score)
+    ok = p >= precision
+    return float(r[ok].max()) if ok.any() else 0.0
+
+
+def precision_at_recall(is_fake: np.ndarray, fake_score: np.ndarray, recall: float) -> float:
+    """Best precision among operating points that catch at least ``recall`` of the fakes."""
+    p, r, _ = _curves().precision_recall_curve(is_fake, fake_score)
+    ok = r >= recall
+    return float(p[ok].max()) if ok.any() else 0.0
+
+
+def detection_metrics(is_fake: Sequence[bool], fake_score: Sequence[float]) -> dict[str, float | None]:
+    """ROC-AUC, PR-AUC (average precision) for the fake class, recall at 99% precision, precision at
+    95% recall. None where a class is missing."""
+    y = np.asarray(is_fake, dtype=bool)
+    s = np.asarray(fake_score, dtype=np.float64)
+    if y.all() or not y.any():
+        return {"roc_auc": None, "pr_auc": None, "recall_at_99_precision": None, "precision_at_95_recall": None}
+    metrics = _curves()
+    return {
+        "roc_auc": float(metrics.roc_auc_score(y, s)),
+        "pr_auc": float(metrics.average_precision_score(y, s)),
+        "recall_at_99_precision": recall_at_precision(y, s, 0.99),
+        "precision_at_95_recall": precision_at_recall(y, s, 0.95),
+    }
+
+
+def reliability_bins(probability: np.ndarray, outcome: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+    """Per equal-width bin of predicted P(genuine): count, mean prediction, observed genuine share."""
+    p = np.asarray(probability, dtype=np.float64)
+    y = np.asarray(outcome, dtype=np.float64)
+    which = np.minimum((p * bins).astype(np.int64), bins - 1)
+    out = []
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            out.append({
+                "low": b / bins, "high": (b + 1) / bins, "count": int(members.sum()),
+                "predicted": float(p[members].mean()), "observed": float(y[members].mean()),
+            })
+    return out
+
+
+# -- evaluation --------------------------------------------------------------------------------------
+
+
+@dataclass
+class EvaluationResult:
+    """Everything an evaluation measured; ``summary`` is what ``report.json`` holds."""
+
+    summary: dict[str, Any]
+    listings: list[LabelledPhoto]
+    verdicts: list[Verdict]
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def evaluate(
+    checker,
+    listings: Sequence[LabelledPhoto],
+    *,
+    batch_size: int = 32,
+    progress: Callable[[int], None] | None = None,
+    brand_from_truth: bool = False,
+) -> EvaluationResult:
+    """Check every listing with ``checker``, time it, and compute the metrics.
+
+    Args:
+        listings: photos with ground truth (``label`` genuine/fake/unknown; tags in ``extra``).
+        progress: called with the number of listings done after each batch (for progress bars).
+        brand_from_truth: restrict each check to the listing's brand, as a marketplace that knows
+            which brand a listing claims would.
+    """
+    verdicts: list[Verdict] = []
+    start = time.perf_counter()
+    for begin in range(0, len(listings), batch_size):
+        chunk = listings[begin : begin + batch_size]
+        if brand_from_truth:
+            for item in chunk:
+                verdicts.extend(checker.check_many([item.path], brand=item.brand))
+        else:
+            verdicts.extend(checker.check_many([item.path for item in chunk], batch_size=batch_size))
+        if progress is not None:
+            progress(len(chunk))
+    seconds = time.perf_counter() - start
+    summary = evaluate_verdicts(listings, verdicts)
+    summary["throughput"] = {
+        "listings": len(listings),
+        "seconds": round(seconds, 3),
+        "listings_per_s": round(len(listings) / seconds, 2) if seconds > 0 else None,
+        "path": "AuthenticityChecker.check_many, batch %d, single process" % batch_size,
+    }
+    summary["checker"] = _describe_checker(checker)
+    return EvaluationResult(summary=summary, listings=list(listings), verdicts=verdicts)
+
+
+def _describe_checker(checker) -> dict[str, Any]:
+    report = checker.calibration_report
+    return {
+        "model": checker.embedder.manifest.name,
+        "model_sha256": checker.embedder.model_sha256,
+        "precision": checker.embedder.precision,
+        "references": len(checker.index),
+        "index": checker.index.factory,
+        "calibrated": checker.calibrated,
+        "decision_threshold": checker.decision_threshold,
+        "unknown_threshold": checker.calibration.unknown_threshold,
+        "calibration": None if report is None else {
+            k: v for k, v in report.to_dict().items() if k != "calibration"
+        },
+    }
+
+
+def _fake_score(verdict: Verdict) -> float:
+    return NEUTRAL_SCORE if verdict.authenticity is None else 1.0 - verdict.authenticity
+
+
+def _tags(item: LabelledPhoto, column: str) -> list[str]:
+    raw = item.extra.get(column) or ""
+    return [t.strip() for t in raw.split(";") if t.strip()]
+
+
+def _condition_groups(item: LabelledPhoto) -> list[str]:
+    """Listing-condition tags grouped: ``jpeg=55`` counts under ``jpeg``, ``background=wood`` as itself."""
+    groups = []
+    for tag in _tags(item, "conditions"):
+        key, _, value = tag.partition("=")
+        try:
+            float(value)
+            groups.append(key)
+        except ValueError:
+            groups.append(tag)
+    return groups
+
+
+def _defect_types(item: LabelledPhoto) -> list[str]:
+    return [t.split(":")[0] for t in _tags(item, "defects")]
+
+
+def evaluate_verdicts(listings: Sequence[LabelledPhoto], verdicts: Sequence[Verdict]) -> dict[str, Any]:
+    """All metrics of an evaluation from listings and their verdicts (no checker needed)."""
+    if len(listings) != len(verdicts):
+        raise ValueError(f"{len(listings)} listings but {len(verdicts)} verdicts")
+    truth = np.array([item.label for item in listings])
+    bad = sorted(set(truth.tolist()) - set(TRUTH_LABELS))
+    if bad:
+        raise ValueError(f"ground-truth labels must be {TRUTH_LABELS}, got {bad}")
+    predicted = np.array([v.label for v in verdicts])
+    known = truth != "unknown"
+    is_fake = truth == "fake"
+    score = np.array([_fake_score(v) for v in verdicts])
+    has_score = np.array([v.authenticity is not None for v in verdicts])
+
+    detection: dict[str, Any] = detection_metrics(is_fake[known], score[known])
+    scored = known & has_score
+    p_genuine = 1.0 - score[scored]
+    outcome = (truth[scored] == "genuine").astype(np.float64)
+    detection.update(
+        coverage=float(scored.sum() / max(1, known.sum())),
+        ece=expected_calibration_error(p_genuine, outcome) if scored.any() else None,
+        brier=float(np.mean((p_genuine - outcome) ** 2)) if scored.any() else None,
+        reliability=reliability_bins(p_genuine, outcome) if scored.any() else [],
+        fake_recall_at_decision=_share(predicted[truth == "fake"] == "fake"),
+        genuine_flagged_fake_at_decision=_share(predicted[truth == "genuine"] == "fake"),
+    )
+
+    confusion = {t: {p: int(((truth == t) & (predicted == p)).sum()) for p in VERDICT_LABELS} for t in TRUTH_LABELS}
+    product_hit = np.array([
+        item.product is not None and v.product == item.product for item, v in zip(listings, verdicts)
+    ])
+    reused = np.array([bool(item.extra.get("reused_from")) for item in listings])
+    catalogue = {
+        "product_top1": _share(product_hit[known]),
+        "known_called_unknown": _share(predicted[known] == "unknown"),
+        "unknown_rate_on_unindexed": _share(predicted[~known] == "unknown"),
+        "reused_listings": int(reused.sum()),
+        "reused_product_top1": _share(product_hit[reused & known]),
+        "reused_duplicate_found": _share(np.array([v.duplicate_of is not None for v in verdicts])[reused]),
+    }
+
+    breakdown = {
+        "defect": _by_group(listings, score, truth, predicted, lambda item: _defect_types(item), fakes_only=True),
+        "family": _by_group(listings, score, truth, predicted, lambda item: [item.extra.get("family") or ""], fakes_only=True),
+        "factory_seen": _by_group(
+            listings, score, truth, predicted, lambda item: [f"seen={item.extra.get('factory_seen')}"], fakes_only=True
+        ),
+        "product": _by_group(listings, score, truth, predicted, lambda item: [item.product or "-"], fakes_only=False),
+        "condition": _by_group(listings, score, truth, predicted, _condition_groups, fakes_only=False),
+    }
+    return {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "authvision_version": __version__,
+        "counts": {label: int((truth == label).sum()) for label in TRUTH_LABELS} | {
+            "errors": int((predicted == "error").sum())
+        },
+        "detection": detection,
+        "confusion": confusion,
+        "catalogue": catalogue,
+        "breakdown": breakdown,
+    }
+
+
+def _share(mask: np.ndarray) -> float | None:
+    return float(mask.mean()) if mask.size else None
+
+
+def _by_group(
+    listings: Sequence[LabelledPhoto],
+    score: np.ndarray,
+    truth: np.ndarray,
+    predicted: np.ndarray,
+    groups_of: Callable[[LabelledPhoto], Iterable[str]],
+    *,
+    fakes_only: bool,
+) -> dict[str, dict[str, Any]]:
+    """Metrics per group. ``fakes_only``: a group is fakes of that kind against every genuine listing
+    (defect types, families); otherwise both classes within the group (products, conditions)."""
+    members: dict[str, list[int]] = defaultdict(list)
+    for i, item in enumerate(listings):
+        if truth[i] == "unknown" or (fakes_only and truth[i] != "fake"):
+            continue
+        for group in groups_of(item):
+            if group:
+                members[group].append(i)
+    genuine = np.flatnonzero(truth == "genuine")
+    out = {}
+    for group, rows in sorted(members.items()):
+        rows_array = np.array(rows)
+        if fakes_only:
+            rows_array = np.concatenate([rows_array, genuine])
+        y = truth[rows_array] == "fake"
+        n_fake, n_genuine = int(y.sum()), int((~y).sum())
+        entry: dict[str, Any] = {"fake": n_fake, "genuine": n_genuine if not fakes_only else None}
+        enough = n_fake >= MIN_GROUP and n_genuine >= MIN_GROUP
+        entry["roc_auc"] = float(_curves().roc_auc_score(y, score[rows_array])) if enough else None
+        entry["fake_recall_at_decision"] = _share(predicted[rows_array][y] == "fake")
+        if not fakes_only:
+            entry["genuine_flagged_fake"] = _share(predicted[rows_array][~y] == "fake")
+        out[group] = entry
+    return out
+
+
+# -- report ------------------------------------------------------------------------------------------
+
+
+def write_report(
+    result: EvaluationResult,
+    out_dir: str | Path,
+    *,
+    title: str = "authvision evaluation",
+    notes: Sequence[str] = (),
+    extra_sections: dict[str, Any] | None = None,
+    evidence_examples: int = 8,
+) -> dict[str, Path]:
+    """Write ``report.json``, ``report.md`` and the plots (ROC, reliability, histograms, evidence grid)."""
+    from . import plots
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = dict(result.summary)
+    if extra_sections:
+        summary.update(extra_sections)
+    files = {
+        "roc": plots.roc_curve_plot(result, out / "roc.png"),
+        "reliability": plots.reliability_plot(result, out / "reliability.png"),
+        "histogram": plots.score_histogram(result, out / "scores.png"),
+        "evidence": plots.evidence_grid(result, out / "evidence.png", examples=evidence_examples),
+    }
+    files = {k: v for k, v in files.items() if v is not None}
+    summary["plots"] = {k: v.name for k, v in files.items()}
+    (out / "report.json").write_text(json.dumps(_jsonable(summary), indent=2) + "\n", encoding="utf-8")
+    (out / "report.md").write_text(render_markdown(summary, title=title, notes=notes), encoding="utf-8")
+    files["json"] = out / "report.json"
+    files["markdown"] = out / "report.md"
+    result.files = files
+    return files
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return None if not math.isfinite(float(value)) else round(float(value), 6)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines.extend("| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows)
+    return "\n".join(lines)
+
+
+def render_markdown(summary: dict[str, Any], *, title: str, notes: Sequence[str] = ()) -> str:
+    """The human-readable report: headline metrics, confusion matrix, breakdowns, plots."""
+    d = summary["detection"]
+    c = summary["catalogue"]
+    parts = [f"# {title}", ""]
+    checker = summary.get("checker")
+    if checker:
+        parts += [
+            f"Model `{checker['model']}` ({checker['precision']}, sha256 `{checker['model_sha256'][:12]}…`), "
+            f"{checker['references']} references in a `{checker['index']}` index, "
+            f"{'calibrated' if checker['calibrated'] else '**not calibrated**'}; "
+            f"decision threshold {checker['decision_threshold']}, unknown below similarity "
+            f"{_fmt(checker['unknown_threshold'])}.",
+            "",
+        ]
+    parts += list(notes) + ([""] if notes else [])
+    counts = summary["counts"]
+    parts += [
+        f"Listings: {counts['genuine']} genuine, {counts['fake']} fake, {counts['unknown']} of products "
+        f"without references; {counts['errors']} could not be read.",
+        "",
+        "## Headline",
+        "",
+        _table(
+            ["metric", "value"],
+            [
+                ["fake ROC-AUC", d["roc_auc"]],
+                ["fake PR-AUC (average precision)", d["pr_auc"]],
+                ["recall of fakes at 99% precision", d["recall_at_99_precision"]],
+                ["precision at 95% recall of fakes", d["precision_at_95_recall"]],
+                ["expected calibration error", d["ece"]],
+                ["Brier score", d["brier"]],
+                ["fakes caught at the decision threshold", d["fake_recall_at_decision"]],
+                ["genuine listings flagged fake", d["genuine_flagged_fake_at_decision"]],
+                ["coverage (known listings with a score)", d["coverage"]],
+                ["product top-1 (known listings)", c["product_top1"]],
+                ["re-used listings: product top-1", c["reused_product_top1"]],
+                ["re-used listings: duplicate found", c["reused_duplicate_found"]],
+                ["unindexed products called unknown", c["unknown_rate_on_unindexed"]],
+                ["known listings called unknown", c["known_called_unknown"]],
+            ],
+        ),
+        "",
+    ]
+    throughput = summary.get("throughput")
+    if throughput:
+        parts += [
+            f"Throughput: {throughput['listings']} listings in {throughput['seconds']} s = "
+            f"**{_fmt(throughput['listings_per_s'], 1)} listings/s** ({throughput['path']}).",
+            "",
+        ]
+    parts += ["## Confusion matrix (rows: truth, columns: verdict)", ""]
+    parts.append(_table(["truth \\ verdict", *VERDICT_LABELS], [[t, *summary["confusion"][t].values()] for t in TRUTH_LABELS]))
+    parts.append("")
+    titles = {
+        "defect": "Per defect type (fakes with that defect vs all genuine listings)",
+        "family": "Per defect family (factory type)",
+        "factory_seen": "Fakes from factories seen among the references vs unseen",
+        "product": "Per product",
+        "condition": "Per listing condition",
+    }
+    for key, heading in titles.items():
+        groups = summary["breakdown"].get(key) or {}
+        if not groups:
+            continue
+        parts += [f"## {heading}", ""]
+        with_genuine = key in ("product", "condition")
+        header = ["group", "fake", "genuine", "ROC-AUC", "fakes caught"] + (["genuine flagged"] if with_genuine else [])
+        rows = []
+        for group, e in groups.items():
+            row = [group, e["fake"], e["genuine"] if with_genuine else "all", e["roc_auc"], e["fake_recall_at_decision"]]
+            if with_genuine:
+                row.append(e.get("genuine_flagged_fake"))
+            rows.append(row)
+        parts += [_table(header, rows), ""]
+    for key in summary:
+        if key.startswith("section:"):
+            section = summary[key]
+            parts += [f"## {section['title']}", "", section["markdown"], ""]
+    plots_ = summary.get("plots", {})
+    if plots_:
+        parts += ["## Plots", ""]
+        captions = {
+            "roc": "ROC curve for fakes",
+            "reliability": "Reliability diagram",
+            "histogram": "Scores by class",
+            "evidence": "Evidence: listing, nearest genuine and nearest fake reference",
+        }
+        for key, name in plots_.items():
+            parts += [f"![{captions.get(key, key)}]({name})", ""]
+    parts += [f"_authvision {summary.get('authvision_version', __version__)}, {summary.get('created', '')}_", ""]
+    return "\n".join(parts)

@@ -1,0 +1,179 @@
+"""Plots of an evaluation (matplotlib, headless): ROC, reliability diagram, score histograms, evidence grid.
+
+Each function takes an :class:`~authvision.evaluation.EvaluationResult` and a PNG path, writes the
+figure and returns the path (None when there is nothing to draw). Needs the ``[report]`` extra.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import ImageDecodeError
+from .imageio import load_image
+
+if TYPE_CHECKING:
+    from .evaluation import EvaluationResult
+
+LOG = logging.getLogger(__name__)
+
+_COLOURS = {"genuine": "#2a9d8f", "fake": "#e76f51", "unknown": "#8d99ae"}
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError("plots need matplotlib: pip install 'authvision[report]'") from exc
+    return plt
+
+
+def _scored(result: EvaluationResult) -> tuple[np.ndarray, np.ndarray]:
+    """(is_fake, fake score) over known-truth listings; unknown verdicts score 0.5."""
+    from .evaluation import _fake_score
+
+    rows = [(item.label == "fake", _fake_score(v)) for item, v in zip(result.listings, result.verdicts) if item.label != "unknown"]
+    if not rows:
+        return np.zeros(0, bool), np.zeros(0)
+    y, s = zip(*rows)
+    return np.array(y), np.array(s)
+
+
+def roc_curve_plot(result: EvaluationResult, path: Path) -> Path | None:
+    y, s = _scored(result)
+    if y.all() or not y.any():
+        return None
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    from .evaluation import _fake_score
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.8, 4.4), dpi=110)
+    fpr, tpr, _ = roc_curve(y, s)
+    ax.plot(fpr, tpr, color=_COLOURS["fake"], lw=2, label=f"all fakes (AUC {roc_auc_score(y, s):.3f})")
+    families = sorted({item.extra.get("family") for item in result.listings if item.label == "fake" and item.extra.get("family")})
+    genuine = [i for i, item in enumerate(result.listings) if item.label == "genuine"]
+    for family in families:
+        fakes = [i for i, item in enumerate(result.listings) if item.label == "fake" and item.extra.get("family") == family]
+        rows = fakes + genuine
+        yy = np.array([result.listings[i].label == "fake" for i in rows])
+        ss = np.array([_fake_score(result.verdicts[i]) for i in rows])
+        if yy.any() and not yy.all():
+            f, t, _ = roc_curve(yy, ss)
+            ax.plot(f, t, lw=1, alpha=0.8, label=f"{family} ({roc_auc_score(yy, ss):.3f})")
+    ax.plot([0, 1], [0, 1], ls=":", color="grey")
+    ax.set(xlabel="genuine listings flagged (FPR)", ylabel="fakes caught (TPR)", title="Fake detection ROC")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def reliability_plot(result: EvaluationResult, path: Path) -> Path | None:
+    bins = result.summary["detection"].get("reliability") or []
+    if not bins:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.8, 4.4), dpi=110)
+    centres = [(b["low"] + b["high"]) / 2 for b in bins]
+    ax.bar(centres, [b["observed"] for b in bins], width=0.09, color=_COLOURS["genuine"], alpha=0.8, label="observed genuine share")
+    ax.plot([b["predicted"] for b in bins], [b["observed"] for b in bins], "o", color="black", ms=4, label="bin mean prediction")
+    for b, x in zip(bins, centres):
+        ax.annotate(str(b["count"]), (x, b["observed"]), ha="center", va="bottom", fontsize=6)
+    ax.plot([0, 1], [0, 1], ls=":", color="grey", label="perfect calibration")
+    ece = result.summary["detection"].get("ece")
+    ax.set(xlim=(0, 1), ylim=(0, 1.05), xlabel="predicted P(genuine)", ylabel="observed share genuine",
+           title=f"Reliability (ECE {ece:.3f})" if ece is not None else "Reliability")
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def score_histogram(result: EvaluationResult, path: Path) -> Path | None:
+    values: dict[str, list[float]] = {"genuine": [], "fake": []}
+    for item, verdict in zip(result.listings, result.verdicts):
+        if item.label in values and verdict.authenticity is not None:
+            values[item.label].append(verdict.authenticity)
+    if not any(values.values()):
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.6, 3.6), dpi=110)
+    edges = np.linspace(0, 1, 26)
+    for label, scores in values.items():
+        ax.hist(scores, bins=edges, alpha=0.6, color=_COLOURS[label], label=f"{label} listings ({len(scores)})")
+    threshold = result.summary.get("checker", {}).get("decision_threshold")
+    if threshold is not None:
+        ax.axvline(threshold, color="black", ls="--", lw=1, label="decision threshold")
+    ax.set(xlabel="authenticity = P(genuine)", ylabel="listings", title="Scores by true class")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _pick_examples(result: EvaluationResult, examples: int) -> list[int]:
+    """A few listings of each outcome: fakes caught, fakes missed, genuine passed, genuine flagged."""
+    buckets: dict[str, list[int]] = {"fake caught": [], "fake missed": [], "genuine flagged": [], "genuine passed": []}
+    for i, (item, verdict) in enumerate(zip(result.listings, result.verdicts)):
+        if item.label == "fake":
+            buckets["fake caught" if verdict.label == "fake" else "fake missed"].append(i)
+        elif item.label == "genuine":
+            buckets["genuine flagged" if verdict.label == "fake" else "genuine passed"].append(i)
+    chosen: list[int] = []
+    while len(chosen) < examples and any(buckets.values()):
+        for bucket in buckets.values():
+            if bucket and len(chosen) < examples:
+                chosen.append(bucket.pop(0))
+    return chosen
+
+
+def _thumbnail(source: object, side: int = 256) -> np.ndarray | None:
+    try:
+        image = load_image(source, min_side=side)  # type: ignore[arg-type]
+    except (ImageDecodeError, TypeError):
+        return None
+    image.thumbnail((side, side))
+    return np.asarray(image)
+
+
+def evidence_grid(result: EvaluationResult, path: Path, *, examples: int = 8) -> Path | None:
+    """Rows of: listing photo, its nearest genuine and nearest fake reference, with similarities."""
+    rows = _pick_examples(result, examples)
+    if not rows:
+        return None
+    plt = _pyplot()
+    columns = 3
+    fig, axes = plt.subplots(len(rows), columns, figsize=(3 * columns, 2.6 * len(rows)), dpi=90, squeeze=False)
+    for r, i in enumerate(rows):
+        item, verdict = result.listings[i], result.verdicts[i]
+        p = "–" if verdict.authenticity is None else f"{verdict.authenticity:.2f}"
+        panels = [
+            (item.path, f"listing: truth {item.label}\nverdict {verdict.label}, P(genuine) {p}"),
+        ]
+        for kind, match in (("genuine", verdict.nearest_genuine), ("fake", verdict.nearest_fake)):
+            if match is None:
+                panels.append((None, f"no {kind} reference\namong the neighbours"))
+            else:
+                sim = "?" if match.similarity is None else f"{match.similarity:.3f}"
+                panels.append((match.source, f"nearest {kind} #{match.ref_id} ({match.product})\nsimilarity {sim}"))
+        for c, (source, caption) in enumerate(panels):
+            ax = axes[r][c]
+            ax.axis("off")
+            pixels = _thumbnail(source) if source is not None else None
+            if pixels is not None:
+                ax.imshow(pixels)
+            ax.set_title(caption, fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

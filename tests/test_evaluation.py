@@ -1,0 +1,133 @@
+"""Evaluation metrics against hand-computed cases, and a written report with its plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("sklearn")
+pytest.importorskip("matplotlib")
+
+from authvision.calibration import expected_calibration_error  # noqa: E402
+from authvision.datasets import LabelledPhoto  # noqa: E402
+from authvision.evaluation import (  # noqa: E402
+    EvaluationResult,
+    detection_metrics,
+    evaluate_verdicts,
+    precision_at_recall,
+    recall_at_precision,
+    reliability_bins,
+    write_report,
+)
+from authvision.verdict import Match, Verdict  # noqa: E402
+
+Y = np.array([True, True, False, False])  # is fake
+S = np.array([0.9, 0.4, 0.6, 0.1])  # fake score
+
+
+def test_detection_metrics_by_hand():
+    m = detection_metrics(Y, S)
+    # pairs (fake, genuine) ranked right: (.9,.6) (.9,.1) (.4,.1) of 4
+    assert m["roc_auc"] == pytest.approx(0.75)
+    # ranked: fake(.9) P=1 R=.5, genuine(.6), fake(.4) P=2/3 R=1 → AP = .5·1 + .5·2/3
+    assert m["pr_auc"] == pytest.approx(0.5 + 1 / 3)
+    assert m["recall_at_99_precision"] == pytest.approx(0.5)
+    assert m["precision_at_95_recall"] == pytest.approx(2 / 3)
+    assert recall_at_precision(Y, S, 0.6) == pytest.approx(1.0)
+    assert precision_at_recall(Y, S, 0.5) == pytest.approx(1.0)
+    assert detection_metrics([True, True], [0.2, 0.3])["roc_auc"] is None
+
+
+def test_calibration_error_and_bins_by_hand():
+    p = np.array([0.9, 0.9, 0.1, 0.1])
+    y = np.array([1.0, 0.0, 0.0, 0.0])
+    # bin 0.9: predicted .9, observed .5 → .4 × 2; bin 0.1: .1 vs 0 → .1 × 2; over 4
+    assert expected_calibration_error(p, y) == pytest.approx(0.25)
+    bins = reliability_bins(p, y)
+    assert [(b["count"], b["predicted"], b["observed"]) for b in bins] == [(2, 0.1, 0.0), (2, 0.9, 0.5)]
+    assert expected_calibration_error(np.array([1.0, 0.0]), np.array([1.0, 0.0])) == 0.0
+
+
+def photo(path: Path, colour: tuple[int, int, int]) -> Path:
+    Image.new("RGB", (96, 80), colour).save(path)
+    return path
+
+
+def match(ref_id: int, label: str, product: str, sim: float, source: Path | None = None) -> Match:
+    return Match(ref_id, label, product, "acme", sim, None if source is None else str(source))
+
+
+def make_case(tmp_path: Path) -> EvaluationResult:
+    """6 genuine, 6 fake (3 'hue', 3 'font'), 2 unknown listings, with known verdicts."""
+    ref_g, ref_f = photo(tmp_path / "g.jpg", (20, 120, 40)), photo(tmp_path / "f.jpg", (200, 40, 40))
+    listings, verdicts = [], []
+    genuine_scores = [0.9, 0.8, 0.7, 0.95, 0.6, 0.3]  # the last one is flagged fake
+    fake_scores = [0.1, 0.2, 0.55, 0.05, 0.4, 0.35]  # 0.55 slips through
+    for i, p in enumerate(genuine_scores):
+        listings.append(LabelledPhoto(photo(tmp_path / f"l{i}.jpg", (30, 110, 50)), "genuine", "bag", "acme",
+                                      {"conditions": "background=wood;jpeg=55" if i % 2 else "background=grass;banner"}))
+        verdicts.append(Verdict(p, "genuine" if p >= 0.5 else "fake", "bag", "acme",
+                                (match(1, "genuine", "bag", 0.9, ref_g), match(2, "fake", "bag", 0.8, ref_f)), calibrated=True))
+    for i, p in enumerate(fake_scores):
+        defect = "hue:0.4" if i < 3 else "font:0.6;spacing:0.3"
+        listings.append(LabelledPhoto(photo(tmp_path / f"f{i}.jpg", (190, 50, 50)), "fake", "bag", "acme",
+                                      {"defects": defect, "family": "colour" if i < 3 else "typography",
+                                       "conditions": "background=wood;jpeg=40", "reused_from": "g.jpg" if i == 0 else ""}))
+        duplicate = match(2, "fake", "bag", 0.99) if i == 0 else None
+        verdicts.append(Verdict(p, "genuine" if p >= 0.5 else "fake", "bag" if i != 4 else "shoe", "acme",
+                                (match(2, "fake", "bag", 0.85, ref_f),), duplicate_of=duplicate, calibrated=True))
+    for i in range(2):
+        listings.append(LabelledPhoto(photo(tmp_path / f"u{i}.jpg", (0, 0, 200)), "unknown", None, None))
+        verdicts.append(Verdict(None, "unknown") if i == 0 else Verdict(0.7, "genuine", "bag", "acme"))
+    return EvaluationResult(summary={}, listings=listings, verdicts=verdicts)
+
+
+def test_evaluate_verdicts_counts_and_breakdowns(tmp_path):
+    case = make_case(tmp_path)
+    s = evaluate_verdicts(case.listings, case.verdicts)
+    assert s["counts"] == {"genuine": 6, "fake": 6, "unknown": 2, "errors": 0}
+    assert s["confusion"]["genuine"]["genuine"] == 5 and s["confusion"]["genuine"]["fake"] == 1
+    assert s["confusion"]["fake"]["fake"] == 5 and s["confusion"]["fake"]["genuine"] == 1
+    assert s["confusion"]["unknown"] == {"genuine": 1, "fake": 0, "unknown": 1, "error": 0}
+    d = s["detection"]
+    assert d["fake_recall_at_decision"] == pytest.approx(5 / 6)
+    assert d["genuine_flagged_fake_at_decision"] == pytest.approx(1 / 6)
+    # fake score = 1 - p: genuine .1 .2 .3 .05 .4 .7; fake .9 .8 .45 .95 .6 .65
+    # pairs wrong: fake .45 < genuine .7 (1), .6 < .7, .65 < .7 → 3 of 36 wrong
+    assert d["roc_auc"] == pytest.approx(33 / 36)
+    assert d["coverage"] == 1.0
+    c = s["catalogue"]
+    assert c["product_top1"] == pytest.approx(11 / 12)
+    assert c["unknown_rate_on_unindexed"] == 0.5
+    assert c["reused_listings"] == 1 and c["reused_duplicate_found"] == 1.0
+    defects = s["breakdown"]["defect"]
+    assert set(defects) == {"hue", "font", "spacing"} and defects["hue"]["fake"] == 3
+    assert defects["hue"]["fake_recall_at_decision"] == pytest.approx(2 / 3)
+    assert defects["hue"]["roc_auc"] is None  # fewer than 5 fakes: no AUC for the group
+    assert set(s["breakdown"]["condition"]) == {"background=wood", "background=grass", "jpeg", "banner"}
+    assert s["breakdown"]["condition"]["jpeg"]["fake"] == 6 and s["breakdown"]["condition"]["jpeg"]["genuine"] == 3
+    assert s["breakdown"]["product"]["bag"]["roc_auc"] == pytest.approx(33 / 36)
+
+
+def test_write_report_files(tmp_path):
+    case = make_case(tmp_path)
+    case.summary = evaluate_verdicts(case.listings, case.verdicts)
+    case.summary["checker"] = {
+        "model": "m", "model_sha256": "0" * 64, "precision": "int8", "references": 2, "index": "Flat",
+        "calibrated": True, "decision_threshold": 0.5, "unknown_threshold": 0.6, "calibration": None,
+    }
+    files = write_report(case, tmp_path / "report", title="Test report")
+    for key in ("roc", "reliability", "histogram", "evidence", "json", "markdown"):
+        assert files[key].is_file() and files[key].stat().st_size > 0, key
+    for key in ("roc", "reliability", "histogram", "evidence"):
+        with Image.open(files[key]) as image:
+            assert image.format == "PNG" and min(image.size) > 100
+    report = json.loads(files["json"].read_text())
+    assert report["detection"]["roc_auc"] == pytest.approx(33 / 36, abs=1e-6)
+    text = files["markdown"].read_text()
+    assert text.startswith("# Test report") and "| fake ROC-AUC | 0.917 |" in text
+    assert "![Evidence: listing, nearest genuine and nearest fake reference](evidence.png)" in text

@@ -76,7 +76,8 @@ def export_fp32(model: torch.nn.Module, path: Path, config: PreprocessConfig) ->
         dynamic_shapes={"x": {0: batch}},
         external_data=False,
     )
-    assert program is not None
+    if program is None:  # torch returns None only when it wrote nothing it could hand back
+        raise RuntimeError("torch.onnx.export returned no program to save")
     program.save(str(path), external_data=False)
     return path
 
@@ -111,8 +112,13 @@ class _TensorReader:
         return None if batch is None else {INPUT_NAME: batch}
 
 
-def quantize_int8(fp32_path: Path, int8_path: Path, calibration: np.ndarray) -> Path:
-    """Static QDQ int8 (uint8 activations, per-channel int8 weights) calibrated on ``calibration``."""
+def quantize_int8(fp32_path: Path, int8_path: Path, calibration: np.ndarray, *, keep_fp32: int = 0) -> Path:
+    """Static QDQ int8 (uint8 activations, per-channel int8 weights) calibrated on ``calibration``.
+
+    ``keep_fp32``: leave the first ``keep_fp32`` convolutions (stem and first block, at full
+    resolution) in fp32: the layers whose quantisation error a fine-tuned embedding feels most.
+    """
+    import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -121,6 +127,7 @@ def quantize_int8(fp32_path: Path, int8_path: Path, calibration: np.ndarray) -> 
         # onnxruntime's symbolic shape inference trips over the dynamo exporter's scalar value_info;
         # ONNX shape inference (kept) suffices for a graph whose only dynamic axis is the batch.
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        convolutions = [node.name for node in onnx.load(str(prepared)).graph.node if node.op_type == "Conv"]
         quantize_static(
             str(prepared),
             str(int8_path),
@@ -130,8 +137,15 @@ def quantize_int8(fp32_path: Path, int8_path: Path, calibration: np.ndarray) -> 
             weight_type=QuantType.QInt8,
             per_channel=True,
             calibrate_method=CalibrationMethod.MinMax,
+            nodes_to_exclude=convolutions[:keep_fp32],
         )
     return int8_path
+
+
+KEEP_FP32_LADDER = (0, 1, 3)
+"""Leading convolutions kept in fp32, tried in turn until the int8 gate passes (measured on a
+retrained 256-d model: all-int8 min cosine 0.966 at 703 img/s; stem in fp32 0.974 at 569 img/s;
+first three 0.989 at 541 img/s; fp32 333 img/s; 2 threads, batch 32)."""
 
 
 def _run(path: Path, tensors: np.ndarray) -> np.ndarray:
@@ -159,8 +173,17 @@ def export_model(
     holdout_per_photo: int = 6,
     seed: int = 0,
     int8: bool = True,
+    calibration: np.ndarray | None = None,
+    holdout: np.ndarray | None = None,
+    calibration_description: str | None = None,
+    holdout_description: str | None = None,
 ) -> ModelManifest:
-    """Write ``model_fp32.onnx``, optionally ``model_int8.onnx`` (gated), and ``manifest.json``."""
+    """Write ``model_fp32.onnx``, optionally ``model_int8.onnx`` (gated), and ``manifest.json``.
+
+    ``calibration`` / ``holdout``: preprocessed tensors (n, 3, S, S) for int8 calibration and for its
+    accuracy gate (a retrained model passes its brand's photos); by default real sample photos with
+    seeded listing-style edits, split so the gate never sees a calibration photo.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     fp32_path = export_fp32(model, out_dir / FP32_FILENAME, config)
     with torch.no_grad():
@@ -172,35 +195,49 @@ def export_model(
     files = {"fp32": _model_file(fp32_path)}
     quantization: dict = {"torch_vs_fp32_min_cosine": parity}
     if int8:
-        calibration = augmented_tensors(CALIBRATION_PHOTOS, calibration_per_photo, config, seed)
-        holdout = augmented_tensors(HOLDOUT_PHOTOS, holdout_per_photo, config, seed + 1)
-        int8_path = quantize_int8(fp32_path, out_dir / INT8_FILENAME, calibration)
-        gate = cosine_gate(fp32_path, int8_path, holdout)
-        log.info("int8 vs fp32 cosine on %d held-out photos: median %.4f, min %.4f", gate.count, gate.median, gate.minimum)
+        if calibration is None:
+            calibration = augmented_tensors(CALIBRATION_PHOTOS, calibration_per_photo, config, seed)
+            calibration_description = (
+                f"{len(calibration)} tensors: {len(CALIBRATION_PHOTOS)} real photos "
+                f"({', '.join(CALIBRATION_PHOTOS)}) each as original + {calibration_per_photo} seeded "
+                "listing-style edits (crop/zoom, rotation, perspective, white padding, colour jitter, "
+                f"blur, banner, JPEG q35-90), seed {seed}"
+            )
+        if holdout is None:
+            holdout = augmented_tensors(HOLDOUT_PHOTOS, holdout_per_photo, config, seed + 1)
+            holdout_description = (
+                f"{len(holdout)} tensors: {len(HOLDOUT_PHOTOS)} photos never used in calibration "
+                f"({', '.join(HOLDOUT_PHOTOS)}) as original + {holdout_per_photo} edits, seed {seed + 1}"
+            )
+        int8_path = out_dir / INT8_FILENAME
+        attempts = []
+        for keep_fp32 in KEEP_FP32_LADDER:
+            quantize_int8(fp32_path, int8_path, calibration, keep_fp32=keep_fp32)
+            gate = cosine_gate(fp32_path, int8_path, holdout)
+            attempts.append({"fp32_convolutions": keep_fp32, "cosine_median": gate.median, "cosine_min": gate.minimum})
+            log.info("int8 (%d leading convolutions in fp32) vs fp32 cosine on %d held-out photos: median %.4f, min %.4f",
+                     keep_fp32, gate.count, gate.median, gate.minimum)
+            if gate.passed:
+                break
         if not gate.passed:
             int8_path.unlink()
             raise QuantizationGateError(
                 f"int8 model failed the accuracy gate: cosine median {gate.median:.4f} (need ≥ {GATE_MEDIAN}), "
-                f"minimum {gate.minimum:.4f} (need ≥ {GATE_MIN}); keep the fp32 model or calibrate on more photos"
+                f"minimum {gate.minimum:.4f} (need ≥ {GATE_MIN}) even with the first {keep_fp32} convolutions in fp32; "
+                "use the fp32 model or calibrate on more photos"
             )
         files["int8"] = _model_file(int8_path)
+        quantization["attempts"] = attempts
+        quantization["fp32_convolutions"] = keep_fp32
         quantization.update(
             format="QDQ",
             activations="uint8 (asymmetric)",
             weights="int8 per-channel (symmetric)",
             calibrate_method="MinMax",
             tool=f"onnxruntime {_ort_version()} quant_pre_process + quantize_static",
-            calibration_set=(
-                f"{len(calibration)} tensors: {len(CALIBRATION_PHOTOS)} real photos "
-                f"({', '.join(CALIBRATION_PHOTOS)}) each as original + {calibration_per_photo} seeded "
-                "listing-style edits (crop/zoom, rotation, perspective, white padding, colour jitter, "
-                f"blur, banner, JPEG q35-90), seed {seed}"
-            ),
+            calibration_set=calibration_description or f"{len(calibration)} caller-supplied tensors",
             gate={
-                "holdout_set": (
-                    f"{gate.count} tensors: {len(HOLDOUT_PHOTOS)} photos never used in calibration "
-                    f"({', '.join(HOLDOUT_PHOTOS)}) as original + {holdout_per_photo} edits, seed {seed + 1}"
-                ),
+                "holdout_set": holdout_description or f"{gate.count} caller-supplied tensors",
                 "cosine_median": gate.median,
                 "cosine_min": gate.minimum,
                 "cosine_mean": gate.mean,

@@ -7,6 +7,7 @@ test holds the two equal. Both resize with Pillow, so they agree to float roundi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -33,20 +34,47 @@ def center_crop_box(width: int, height: int, size: int) -> tuple[int, int, int, 
 
 def resize_and_crop(image: Image.Image, config: PreprocessConfig) -> Image.Image:
     """Geometric part of preprocessing: shorter side to ``resize_size``, centre crop ``input_size``."""
+    return center_crop(resize_shorter(image, config), config)
+
+
+def resize_shorter(image: Image.Image, config: PreprocessConfig) -> Image.Image:
+    """Shorter side to ``resize_size`` (the image itself when it is that size already)."""
     if image.mode != "RGB":
         raise ValueError(f"preprocess expects an RGB image (use authvision.load_image), got {image.mode}")
     size = resized_size(image.width, image.height, config.resize_size)
     if size != image.size:
         image = image.resize(size, _RESAMPLE[config.interpolation])
+    return image
+
+
+def center_crop(image: Image.Image, config: PreprocessConfig) -> Image.Image:
+    """The centred ``input_size`` square of an image that :func:`resize_shorter` gave."""
     return image.crop(center_crop_box(image.width, image.height, config.input_size))
 
 
 def to_tensor(image: Image.Image, config: PreprocessConfig) -> np.ndarray:
     """Pixel part: uint8 HWC → float32 CHW scaled to [0, 1] and normalised."""
-    pixels = np.asarray(image, dtype=np.float32) * np.float32(1.0 / 255.0)
-    mean = np.asarray(config.mean, dtype=np.float32)
-    inv_std = np.float32(1.0) / np.asarray(config.std, dtype=np.float32)
-    return np.ascontiguousarray(((pixels - mean) * inv_std).transpose(2, 0, 1))
+    pixels = np.asarray(image, dtype=np.uint8)
+    if pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise ValueError(f"to_tensor expects an RGB image, got an array of shape {pixels.shape}")
+    lut = _pixel_table(tuple(config.mean), tuple(config.std))
+    out = np.empty((3, pixels.shape[0], pixels.shape[1]), dtype=np.float32)
+    for channel in range(3):
+        np.take(lut[channel], pixels[:, :, channel], out=out[channel])
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _pixel_table(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """(3, 256) float32: each uint8 value after scaling and normalisation, per channel.
+
+    The same float32 operations, in the same order, as normalising the pixels themselves, so a
+    lookup is bit-identical to computing them, and 4-5x faster (one pass instead of five).
+    """
+    values = np.arange(256, dtype=np.float32)[:, None] * np.float32(1.0 / 255.0)
+    mean_ = np.asarray(mean, dtype=np.float32)
+    inv_std = np.float32(1.0) / np.asarray(std, dtype=np.float32)
+    return np.ascontiguousarray(((values - mean_) * inv_std).T)
 
 
 def preprocess(image: Image.Image, config: PreprocessConfig) -> np.ndarray:

@@ -29,6 +29,7 @@ from .errors import (
 )
 from .imageio import DecodedImage, decode_image, load_image
 from .index import Reference, ReferenceIndex, SearchParams, SearchResult
+from .scanner import Scanner, ScanResult
 from .verdict import Match, Verdict
 
 __all__ = [
@@ -50,6 +51,8 @@ __all__ = [
     "Reference",
     "ReferenceIndex",
     "SearchParams",
+    "ScanResult",
+    "Scanner",
     "SearchResult",
     "UnknownReferenceError",
     "Verdict",

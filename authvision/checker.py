@@ -29,10 +29,10 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -47,6 +47,9 @@ from .imageio import DecodedImage, ImageSource
 from .index import Label, OnDuplicate, Reference, ReferenceIndex
 from .manifest import MANIFEST_NAME as MODEL_MANIFEST_NAME
 from .verdict import Match, Verdict
+
+if TYPE_CHECKING:
+    from .scanner import ScanResult
 
 __all__ = ["FEATURES", "AuthenticityChecker"]
 
@@ -104,6 +107,11 @@ class Assessment:
     brand: str | None
     max_similarity: float
     features: tuple[float, ...]
+
+    @property
+    def known_score(self) -> float:
+        """What the unknown threshold cuts: the best similarity, or 1 for a near-duplicate (always known)."""
+        return 1.0 if self.duplicate_of is not None else self.max_similarity
 
 
 class AuthenticityChecker:
@@ -273,6 +281,24 @@ class AuthenticityChecker:
                 out[i] = verdict
         return out  # type: ignore[return-value]
 
+    def scan(
+        self,
+        inputs: Iterable[Any],
+        *,
+        brand: str | None = None,
+        batch_size: int = 32,
+        decode_workers: int | None = None,
+        queue_size: int | None = None,
+    ) -> Iterator[ScanResult]:
+        """One :class:`~authvision.scanner.ScanResult` per input, in order, pipelined (see :class:`~authvision.scanner.Scanner`).
+
+        ``inputs``: paths, bytes, images or ``(id, source)`` pairs, read lazily; a bad one gives an error result.
+        """
+        from .scanner import Scanner
+
+        scanner = Scanner(self, batch_size=batch_size, decode_workers=decode_workers, queue_size=queue_size, brand=brand)
+        return scanner.scan(inputs)
+
     def verdicts(self, images: Sequence[Image.Image], *, brand: str | None = None) -> list[Verdict]:
         """Verdicts for decoded RGB images (as :meth:`Embedder.decode` gives them), one per image."""
         if not images:
@@ -280,6 +306,14 @@ class AuthenticityChecker:
         vectors = self.embedder.embed_decoded(images)
         hashes = np.stack([perceptual_hashes(image) for image in images])
         return self.verdicts_from_embeddings(vectors, hashes, brand=brand)
+
+    def assess_images(self, images: Sequence[Image.Image], *, brand: str | None = None) -> list[Assessment]:
+        """:meth:`assess` for decoded RGB images: embeds and hashes them first."""
+        if not images:
+            return []
+        vectors = self.embedder.embed_decoded(images)
+        hashes = np.stack([perceptual_hashes(image) for image in images])
+        return self.assess(vectors, hashes, brand=brand)
 
     def verdicts_from_embeddings(self, vectors: np.ndarray, hashes: np.ndarray, *, brand: str | None = None) -> list[Verdict]:
         """Verdicts from embeddings and perceptual hashes already computed (the scanner's fast path)."""
@@ -293,8 +327,7 @@ class AuthenticityChecker:
     def _verdict(self, a: Assessment, p_genuine: float, calibration: Calibration) -> Verdict:
         evidence = dict(zip(FEATURES, a.features))
         evidence["max_similarity"] = a.max_similarity
-        known = a.duplicate_of is not None or a.max_similarity >= calibration.unknown_threshold
-        if not known:
+        if a.known_score < calibration.unknown_threshold:
             return Verdict(
                 authenticity=None, label="unknown", neighbors=a.neighbors, calibrated=calibration.fitted, evidence=evidence
             )
@@ -409,15 +442,11 @@ class AuthenticityChecker:
                     skipped += 1
                     LOG.warning("calibration photo %d skipped: %s", i, exc)
             for brand, items in by_brand.items():
-                images_ = [image for _, image in items]
-                vectors = self.embedder.embed_decoded(images_)
-                hashes = np.stack([perceptual_hashes(image) for image in images_])
-                rows.extend(self.assess(vectors, hashes, brand=brand))
+                rows.extend(self.assess_images([image for _, image in items], brand=brand))
                 kept_labels.extend(labels[i] for i, _ in items)
         features = np.array([a.features for a in rows], dtype=np.float64).reshape(len(rows), len(FEATURES))
-        # A duplicate is always "known"; give it the top score so the threshold ignores it.
-        max_similarity = np.array([1.0 if a.duplicate_of is not None else a.max_similarity for a in rows])
-        report = fit_calibration(features, FEATURES, kept_labels, max_similarity, skipped=skipped)
+        known_score = np.array([a.known_score for a in rows])
+        report = fit_calibration(features, FEATURES, kept_labels, known_score, skipped=skipped)
         self._calibration = report.calibration
         self._report = report
         return report

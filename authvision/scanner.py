@@ -1,0 +1,770 @@
+"""Scan listing photos at volume: a pipelined batch scanner and a journal that survives ``kill -9``.
+
+:class:`Scanner` (or :meth:`AuthenticityChecker.scan`) turns a stream of inputs into one
+:class:`ScanResult` per input, in input order. Inputs are consumed lazily, so an iterator of ten
+million paths is never held in memory. Work is pipelined over threads, each stage bounded:
+
+::
+
+    inputs ─► batches of ``batch_size`` ─► decode pool (``decode_workers`` threads), per photo:
+                 decode (JPEG draft to the model's size) → resize → crop → tensor, and the
+                 perceptual hashes from that decoded image (reusing the resize when they can)
+           ─► embed thread: ONNX Runtime, in slices of ``model_batch_size``
+           ─► search thread: one batched FAISS search + hash lookup → verdicts
+           ─► caller's thread: results in input order
+
+Pillow, numpy, FAISS and ONNX Runtime release the GIL in their heavy loops, so the stages overlap
+on separate cores. At most ``queue_size`` batches are in flight, whatever the number of inputs
+(~0.6 MB of tensor per photo in flight), so memory stays flat.
+
+Where a photo's CPU time goes (one 800 px JPEG listing, 2-core AMD EPYC, 100k references):
+decode 0.9 ms, model resize + tensor 1.0 ms, perceptual hashes 1.5-2 ms (border trim, canonical
+resize, two pHashes), int8 model 2.0-2.1 ms, search and verdict 0.45 ms: ~6.5 ms, so ~300
+listings/s is the ceiling on two idle cores; see :func:`default_threads` for the thread split.
+
+:class:`ResultJournal` / :func:`scan_to_jsonl` write results as JSON lines that a ``kill -9`` cannot
+tear or lose: each line goes out in one ``os.write`` on an ``O_APPEND`` descriptor (fsync'd every
+few seconds and at the end, for power loss), and a resumed scan drops a trailing partial line,
+skips the inputs already written (checking each one's id, so a changed input list is refused) and
+appends the rest. Rows are written in input order, so a resumed file is in input order too; only a
+repair of lines damaged by a power loss (logged) can leave it unsorted.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+import queue
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no lock against a second writer
+    fcntl = None  # type: ignore[assignment]
+
+from .embedder import available_cpus
+from .errors import AuthvisionError, ImageDecodeError
+from .hashing import HASH_BYTES, perceptual_hashes
+from .imageio import ImageSource
+from .preprocess import center_crop, resize_shorter, to_tensor
+from .verdict import Verdict
+
+if TYPE_CHECKING:
+    from .checker import AuthenticityChecker
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_MODEL_BATCH_SIZE",
+    "ResultJournal",
+    "ResumeError",
+    "ScanResult",
+    "ScanSummary",
+    "Scanner",
+    "default_threads",
+    "expand_inputs",
+    "scan_to_jsonl",
+]
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 32
+"""Photos per pipeline batch: per decode task and per FAISS search."""
+
+DEFAULT_MODEL_BATCH_SIZE = 8
+"""Photos per ONNX Runtime call. The int8 model costs 2.0 ms of CPU per photo in batches of 1-8 and
+2.6 ms in batches of 32 (1 thread, this machine): small batches keep the activations in cache."""
+
+LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
+CSV_COLUMNS = (
+    "seq", "id", "path", "label", "authenticity", "product", "brand", "duplicate_of", "neighbor_ids",
+    "neighbor_similarities", "error", "decode_ms", "embed_ms", "search_ms", "model_sha256", "checker_version",
+)  # fmt: skip
+
+_NO_TENSORS = np.empty((0, 3, 1, 1), dtype=np.float32)
+_SINGLE = (str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray)
+_FSYNC_SECONDS = 2.0
+_MAX_SEQ = 1 << 34  # a larger seq in an output file is damage, not a row
+
+
+class ResumeError(AuthvisionError, ValueError):
+    """A scan cannot resume into this output: the inputs differ from those it was started with."""
+
+
+def default_threads(cpus: int | None = None) -> tuple[int, int]:
+    """(ONNX Runtime intra-op threads, decode workers) for a scan on ``cpus`` cores.
+
+    Decoding + hashing takes ~60% of a listing's CPU time, the int8 model ~33%, search ~7%. One ORT
+    thread is the most CPU-efficient (2.0 ms/photo; with 2 threads its spinning pool cost 3 ms more
+    CPU per listing in the whole scan), and on 2 cores one decode worker is the bottleneck (busy
+    100% while ORT waits for it 35% of the time) where two keep ORT busy 98%. Hence a quarter of
+    the cores (at least 1) for ORT and the rest, plus one, for decoding.
+    """
+    cpus = cpus or available_cpus()
+    ort = max(1, cpus // 4)
+    return ort, cpus - ort + 1
+
+
+# -- results -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """The verdict for one scanned input, with where it came from and what produced it.
+
+    Attributes:
+        seq: position of the input in the input stream (0-based).
+        id: the input's id: the path for path inputs, the given id for ``(id, source)`` pairs,
+            ``"#<seq>"`` for anything else.
+        path: the file path for path inputs, else None.
+        verdict: the verdict (label ``"error"`` for an input that could not be read).
+        timings: milliseconds per photo: ``decode`` (decode + preprocess + hashes, measured per
+            photo), ``embed`` and ``search`` (the batch's time divided by the photos in it).
+        model_sha256: sha256 of the ONNX model that embedded it.
+        checker_version: :attr:`AuthenticityChecker.version` when the scan started.
+    """
+
+    seq: int
+    id: str
+    path: str | None
+    verdict: Verdict
+    timings: Mapping[str, float]
+    model_sha256: str
+    checker_version: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat JSON row that :func:`scan_to_jsonl` writes (floats rounded to 6 digits)."""
+        v = self.verdict
+        return {
+            "seq": self.seq,
+            "id": self.id,
+            "path": self.path,
+            "label": v.label,
+            "authenticity": None if v.authenticity is None else round(float(v.authenticity), 6),
+            "product": v.product,
+            "brand": v.brand,
+            "calibrated": v.calibrated,
+            "neighbor_ids": [m.ref_id for m in v.neighbors],
+            "neighbor_similarities": [None if m.similarity is None else round(float(m.similarity), 6) for m in v.neighbors],
+            "duplicate_of": None if v.duplicate_of is None else v.duplicate_of.to_dict(),
+            "evidence": {name: round(float(value), 6) for name, value in v.evidence.items()},
+            "error": v.error,
+            "timings": {name: round(float(ms), 3) for name, ms in self.timings.items()},
+            "model_sha256": self.model_sha256,
+            "checker_version": self.checker_version,
+        }
+
+
+@dataclass(frozen=True)
+class _Item:
+    seq: int
+    id: str
+    path: str | None
+    source: Any
+
+
+@dataclass
+class _Batch:
+    items: list[_Item]
+    tensors: np.ndarray  # (n_ok, 3, S, S) float32
+    hashes: np.ndarray  # (n_ok, 2, 8) uint8
+    ok: list[int]  # positions in items that decoded
+    errors: dict[int, str]
+    decode_ms: list[float]
+    buffer: tuple[queue.SimpleQueue[np.ndarray], np.ndarray]  # where ``tensors`` lives, and its pool
+    vectors: np.ndarray | None = None
+    embed_ms: float = 0.0
+
+
+# -- the scanner -------------------------------------------------------------------------------------
+
+
+class Scanner:
+    """Pipelined batch scanning with one checker; see the module docstring for the pipeline.
+
+    Args:
+        checker: the checker to scan with. Its embedder's ONNX Runtime threads are fixed when it is
+            loaded (``AuthenticityChecker.load(dir, num_threads=...)``; see :func:`default_threads`).
+        batch_size: photos per pipeline batch: one decode task, one index search.
+        decode_workers: threads that decode, preprocess and hash; default from :func:`default_threads`.
+        queue_size: batches in flight at most (bounds memory); default ``decode_workers + 2``.
+        brand: restrict every search to this brand's references.
+        model_batch_size: photos per ONNX Runtime call (a batch is embedded in slices of this).
+    """
+
+    def __init__(
+        self,
+        checker: AuthenticityChecker,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        decode_workers: int | None = None,
+        queue_size: int | None = None,
+        brand: str | None = None,
+        model_batch_size: int = DEFAULT_MODEL_BATCH_SIZE,
+    ) -> None:
+        from .checker import AuthenticityChecker
+
+        if not isinstance(checker, AuthenticityChecker):
+            raise TypeError(f"checker must be an authvision.AuthenticityChecker, got {type(checker).__name__}")
+        decode_workers = default_threads()[1] if decode_workers is None else decode_workers
+        queue_size = decode_workers + 2 if queue_size is None else queue_size
+        sizes = {"batch_size": batch_size, "decode_workers": decode_workers, "queue_size": queue_size, "model_batch_size": model_batch_size}
+        for name, value in sizes.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if brand is not None and not isinstance(brand, str):
+            raise TypeError(f"brand must be a str or None, got {type(brand).__name__}")
+        self.checker = checker
+        self.batch_size = batch_size
+        self.decode_workers = decode_workers
+        self.queue_size = queue_size
+        self.brand = brand
+        self.model_batch_size = model_batch_size
+
+    def __repr__(self) -> str:
+        return (
+            f"Scanner({self.checker!r}, batch_size={self.batch_size}, decode_workers={self.decode_workers}, "
+            f"queue_size={self.queue_size}, brand={self.brand!r}, model_batch_size={self.model_batch_size})"
+        )
+
+    def scan(
+        self,
+        inputs: ImageSource | Iterable[ImageSource | tuple[Any, ImageSource]],
+        *,
+        skip: Callable[[int, str], bool] | None = None,
+    ) -> Iterator[ScanResult]:
+        """One :class:`ScanResult` per input, in input order; inputs are read lazily.
+
+        Args:
+            inputs: paths, encoded bytes, PIL images or arrays, or ``(id, source)`` pairs (any
+                2-tuple is a pair; its id is turned into a str). One path or bytes is one input.
+                An input that cannot be decoded, of any kind, gives a result with label ``"error"``.
+            skip: called with ``(seq, id)`` of every input before it is read; True leaves it out
+                (no result). It may raise to refuse the inputs (:class:`ResultJournal` does when
+                a resumed input's id changed); the exception comes out of the iteration.
+
+        Raises:
+            whatever iterating ``inputs`` or ``skip`` raises, and model or index failures (a
+            batch that ONNX Runtime or FAISS rejects stops the scan rather than turning into rows).
+        """
+        items = _numbered(inputs)
+        if skip is not None:
+            items = (item for item in items if not skip(item.seq, item.id))
+        return self._run(items)
+
+    def _run(self, items: Iterator[_Item]) -> Iterator[ScanResult]:
+        version = self.checker.version
+        sha = self.checker.embedder.model_sha256
+        decode_pool = ThreadPoolExecutor(self.decode_workers, thread_name_prefix="authvision-decode")
+        embed_pool = ThreadPoolExecutor(1, thread_name_prefix="authvision-embed")
+        search_pool = ThreadPoolExecutor(1, thread_name_prefix="authvision-search", initializer=_one_openmp_thread)
+        window: deque[tuple[Future[_Batch], ...]] = deque()
+        # One tensor buffer per batch in flight, reused: allocating ~20 MB per batch let glibc's
+        # per-thread arenas fragment, and RSS crept up by ~10% over 10k listings.
+        side = self.checker.embedder.manifest.preprocess.input_size
+        buffers: queue.SimpleQueue[np.ndarray] = queue.SimpleQueue()
+        for _ in range(self.queue_size):
+            buffers.put(np.empty((self.batch_size, 3, side, side), dtype=np.float32))
+        try:
+            for chunk in _chunks(items, self.batch_size):
+                # Each stage's thread waits on the previous stage's future of the same batch, so
+                # batches go through every stage in order; the caller's thread only hands out rows.
+                decoding = decode_pool.submit(self._prepare, chunk, buffers)
+                embedding = embed_pool.submit(self._embed, decoding)
+                window.append((decoding, embedding, search_pool.submit(self._search, embedding, sha, version)))
+                if len(window) >= self.queue_size:
+                    yield from window.popleft()[-1].result()
+            while window:
+                yield from window.popleft()[-1].result()
+        finally:
+            for futures in window:  # the caller stopped early, or something failed
+                for future in reversed(futures):
+                    future.cancel()
+            for pool in (search_pool, embed_pool, decode_pool):
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def _prepare(self, items: list[_Item], buffers: queue.SimpleQueue[np.ndarray]) -> _Batch:
+        """Decode, preprocess and hash one batch (in a decode worker)."""
+        embedder = self.checker.embedder
+        config = embedder.manifest.preprocess
+        share_resize = config.interpolation == "bilinear"  # hashing resizes bilinearly too
+        buffer = buffers.get()  # never waits: there is one per batch in flight
+        tensors = buffer[: len(items)]
+        hashes = np.empty((len(items), 2, HASH_BYTES), dtype=np.uint8)
+        ok: list[int] = []
+        errors: dict[int, str] = {}
+        decode_ms: list[float] = []
+        for i, item in enumerate(items):
+            start = time.perf_counter()
+            try:
+                image = embedder.decode(item.source).image
+                resized = resize_shorter(image, config)
+                tensors[len(ok)] = to_tensor(center_crop(resized, config), config)
+                hashes[len(ok)] = perceptual_hashes(image, resized=resized if share_resize else None)
+                ok.append(i)
+            except Exception as exc:  # noqa: BLE001 - any bad input must become an error row, never stop a scan
+                errors[i] = _error_message(exc)
+                LOG.debug("input %d (%s) failed: %s", item.seq, item.id, errors[i])
+            decode_ms.append(1000.0 * (time.perf_counter() - start))
+        n = len(ok)
+        return _Batch(items, tensors[:n], hashes[:n], ok, errors, decode_ms, (buffers, buffer))
+
+    def _embed(self, decoding: Future[_Batch]) -> _Batch:
+        batch = decoding.result()
+        start = time.perf_counter()
+        embedder, step = self.checker.embedder, self.model_batch_size
+        vectors = np.empty((len(batch.tensors), embedder.dim), dtype=np.float32)
+        try:
+            for i in range(0, len(batch.tensors), step):
+                vectors[i : i + step] = embedder.embed_tensors(batch.tensors[i : i + step])
+        finally:
+            batch.tensors = _NO_TENSORS
+            buffers, buffer = batch.buffer
+            buffers.put(buffer)  # for the next batch to decode into
+        batch.vectors = vectors
+        batch.embed_ms = 1000.0 * (time.perf_counter() - start)
+        return batch
+
+    def _search(self, embedding: Future[_Batch], sha: str, version: str) -> list[ScanResult]:
+        batch = embedding.result()
+        n = len(batch.ok)
+        search_ms = 0.0
+        verdicts: list[Verdict] = []
+        if n:
+            start = time.perf_counter()
+            verdicts = self.checker.verdicts_from_embeddings(batch.vectors, batch.hashes, brand=self.brand)
+            search_ms = 1000.0 * (time.perf_counter() - start) / n
+        embed_ms = batch.embed_ms / n if n else 0.0
+        by_position = dict(zip(batch.ok, verdicts))
+        results = []
+        for i, item in enumerate(batch.items):
+            verdict = by_position.get(i)
+            if verdict is None:
+                verdict = Verdict.failed(batch.errors[i])
+                timings = {"decode": batch.decode_ms[i], "embed": 0.0, "search": 0.0}
+            else:
+                timings = {"decode": batch.decode_ms[i], "embed": embed_ms, "search": search_ms}
+            results.append(ScanResult(item.seq, item.id, item.path, verdict, timings, sha, version))
+        return results
+
+
+def _one_openmp_thread() -> None:
+    """FAISS parallelises a batch search over OpenMP threads whose spinning competes with decoding
+    and ONNX Runtime for the same cores; one batch at a time on one thread measured faster. OpenMP's
+    thread count is per calling thread, so this only affects the scanner's search thread."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+
+
+def _numbered(inputs: Any) -> Iterator[_Item]:
+    if isinstance(inputs, _SINGLE):
+        inputs = [inputs]
+    for seq, entry in enumerate(inputs):
+        if isinstance(entry, tuple) and len(entry) == 2:
+            item_id, source = str(entry[0]), entry[1]
+        elif isinstance(entry, (str, os.PathLike)):
+            item_id, source = os.fspath(entry), entry
+        else:
+            item_id, source = f"#{seq}", entry
+        path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
+        yield _Item(seq, item_id, None if path is None else str(path), source)
+
+
+def _chunks(items: Iterator[_Item], size: int) -> Iterator[list[_Item]]:
+    chunk: list[_Item] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _error_message(exc: BaseException) -> str:
+    if isinstance(exc, ImageDecodeError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+# -- inputs from the command line --------------------------------------------------------------------
+
+
+def expand_inputs(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[str, str]]:
+    """``(id, path)`` for every listing named by ``paths``, lazily, in a repeatable order.
+
+    A folder gives its image files, recursively and sorted (:func:`~authvision.datasets.list_images`);
+    a ``.txt``/``.lst``/``.list`` file one path per line (blank lines and ``#`` comments skipped);
+    a ``.csv`` file one row per listing with a ``path`` column and an optional ``id`` column. Paths
+    in a list are relative to the list's folder; an id defaults to the path as written. Anything else
+    is one listing photo, its path its id.
+    """
+    from .datasets import list_images
+
+    for entry in paths:
+        path = Path(entry)
+        suffix = path.suffix.lower()
+        if path.is_dir():
+            for image in list_images([path]):
+                yield str(image), str(image)
+        elif suffix in LIST_SUFFIXES:
+            yield from _text_list(path)
+        elif suffix == ".csv":
+            yield from _csv_list(path)
+        else:
+            yield str(path), str(path)
+
+
+def _resolve(listed: str, base: Path) -> str:
+    path = Path(listed)
+    return str(path if path.is_absolute() else base / path)
+
+
+def _text_list(path: Path) -> Iterator[tuple[str, str]]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                listed = line.strip()
+                if listed and not listed.startswith("#"):
+                    yield listed, _resolve(listed, path.parent)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AuthvisionError(f"cannot read the input list {path}: {exc}") from exc
+
+
+def _csv_list(path: Path) -> Iterator[tuple[str, str]]:
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if "path" not in (reader.fieldnames or []):
+                raise AuthvisionError(f"{path}: an input CSV needs a 'path' column (found {reader.fieldnames})")
+            for line, row in enumerate(reader, start=2):
+                listed = (row.get("path") or "").strip()
+                if not listed:
+                    raise AuthvisionError(f"{path}:{line}: empty path")
+                yield (row.get("id") or "").strip() or listed, _resolve(listed, path.parent)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise AuthvisionError(f"cannot read the input list {path}: {exc}") from exc
+
+
+# -- the journal -------------------------------------------------------------------------------------
+
+
+@dataclass
+class ScanSummary:
+    """What a :func:`scan_to_jsonl` run did. ``rows``, ``labels`` and ``errors`` cover the whole
+    output file (resumed rows included); ``scanned``, ``seconds`` and the rate cover this run."""
+
+    output: str
+    rows: int
+    resumed: int
+    scanned: int
+    errors: int
+    labels: dict[str, int]
+    seconds: float
+    listings_per_second: float
+    csv: str | None = None
+    repaired_lines: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "extra"}
+        out["listings_per_second"] = round(self.listings_per_second, 1)
+        out["seconds"] = round(self.seconds, 3)
+        return {**out, **self.extra}
+
+
+class _SeqIds:
+    """Which seqs are done, with a 64-bit digest of each one's id: ~9 bytes per row, not a dict."""
+
+    def __init__(self) -> None:
+        self._digests = np.zeros(1024, dtype=np.uint64)
+        self._done = np.zeros(1024, dtype=bool)
+        self.count = 0
+        self.max_seq = -1
+
+    @staticmethod
+    def digest(item_id: str) -> np.uint64:
+        return np.frombuffer(hashlib.blake2b(item_id.encode("utf-8", "surrogatepass"), digest_size=8).digest(), dtype=np.uint64)[0]
+
+    def add(self, seq: int, item_id: str) -> bool:
+        """Record a row; False if ``seq`` is recorded already."""
+        if seq >= len(self._done):
+            grow = max(seq + 1, 2 * len(self._done))
+            digests, done = np.zeros(grow, dtype=np.uint64), np.zeros(grow, dtype=bool)
+            digests[: len(self._digests)], done[: len(self._done)] = self._digests, self._done
+            self._digests, self._done = digests, done
+        if self._done[seq]:
+            return False
+        self._done[seq] = True
+        self._digests[seq] = self.digest(item_id)
+        self.count += 1
+        self.max_seq = max(self.max_seq, seq)
+        return True
+
+    def matches(self, seq: int, item_id: str) -> bool | None:
+        """None if ``seq`` is not done, else whether the recorded id is ``item_id``."""
+        if seq >= len(self._done) or not self._done[seq]:
+            return None
+        return bool(self._digests[seq] == self.digest(item_id))
+
+
+class ResultJournal:
+    """Append-only JSON-lines output of scan results that ``kill -9`` can neither tear nor lose.
+
+    Opening with ``resume=True`` reads an existing file: a trailing partial line is truncated away,
+    complete lines that are not valid rows (only a power loss makes those) are dropped by rewriting
+    the file atomically, and the rows found are remembered so :meth:`skip` leaves their inputs out.
+    Without ``resume`` an existing non-empty file is refused.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, resume: bool = False, fsync_seconds: float = _FSYNC_SECONDS) -> None:
+        self.path = Path(path)
+        self.done = _SeqIds()
+        self.labels: Counter[str] = Counter()
+        self.repaired_lines = 0
+        self._fsync_seconds = fsync_seconds
+        self._fd = self._open_locked()
+        try:
+            if os.fstat(self._fd).st_size > 0:
+                if not resume:
+                    raise FileExistsError(
+                        f"{self.path} exists and is not empty: pass --resume (resume=True) to finish that scan, "
+                        "or choose another output"
+                    )
+                if self._recover():  # the file was replaced: append to the new one
+                    os.close(self._fd)
+                    self._fd = self._open_locked()
+        except BaseException:
+            os.close(self._fd)
+            raise
+        self.resumed = self.done.count
+        self._last_sync = time.monotonic()
+
+    def _open_locked(self) -> int:
+        """The output, opened for appending and locked, so two scans never write one file at once."""
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released by the kernel on kill -9
+            except BlockingIOError:
+                os.close(fd)
+                raise ResumeError(f"{self.path} is being written by another scan; wait for it or stop it") from None
+        return fd
+
+    def _recover(self) -> bool:
+        """Read what a previous run wrote; True if the file had to be rewritten."""
+        with open(self.path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            end = _last_newline_end(handle, size)
+        if end < size:
+            LOG.info("%s: dropping a partial last line (%d bytes)", self.path, size - end)
+            os.truncate(self.path, end)
+        bad = 0
+        with open(self.path, "rb") as handle:
+            for line in handle:
+                row = _parse_row(line)
+                if row is None or not self.done.add(row["seq"], row["id"]):
+                    bad += 1
+                    continue
+                self.labels[row["label"]] += 1
+        if bad:
+            self._rewrite_valid()
+            self.repaired_lines = bad
+        return bool(bad)
+
+    def _rewrite_valid(self) -> None:
+        """Keep only the first valid row per seq: write them to a new file, then swap it in."""
+        LOG.warning("%s: dropping damaged or repeated lines (power loss?); the file is rewritten", self.path)
+        seen = _SeqIds()
+        tmp = self.path.with_name(self.path.name + ".repair")
+        with open(self.path, "rb") as src, open(tmp, "wb") as dst:
+            for line in src:
+                row = _parse_row(line)
+                if row is not None and seen.add(row["seq"], row["id"]):
+                    dst.write(line)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(tmp, self.path)
+        _fsync_dir(self.path.parent)
+
+    def skip(self, seq: int, item_id: str) -> bool:
+        """For :meth:`Scanner.scan`: True for inputs written already; raises if one's id changed."""
+        match = self.done.matches(seq, item_id)
+        if match is False:
+            raise ResumeError(
+                f"{self.path} holds a row for input {seq} with a different id than {item_id!r}: the inputs "
+                "changed since this scan started; scan them into a new output"
+            )
+        return bool(match)
+
+    def write(self, result: ScanResult) -> None:
+        """Append one result's row: one ``os.write`` of one complete line."""
+        self.write_row(result.to_dict())
+
+    def write_row(self, row: Mapping[str, Any]) -> None:
+        """Append one row (a :meth:`ScanResult.to_dict`), as :meth:`write` does."""
+        data = (json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8", "surrogatepass")
+        view = memoryview(data)
+        while view:  # a short write (disk full, signal) continues where it stopped
+            view = view[os.write(self._fd, view) :]
+        self.done.add(row["seq"], row["id"])
+        self.labels[row["label"]] += 1
+        now = time.monotonic()
+        if now - self._last_sync >= self._fsync_seconds:
+            os.fsync(self._fd)
+            self._last_sync = now
+
+    def check_complete(self, inputs_seen: int) -> None:
+        """Refuse a file holding rows for inputs beyond the ``inputs_seen`` of this run."""
+        if self.done.max_seq >= inputs_seen:
+            raise ResumeError(
+                f"{self.path} holds a row for input {self.done.max_seq}, but only {inputs_seen} inputs were given: "
+                "the inputs changed since this scan started; scan them into a new output"
+            )
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            try:
+                os.fsync(self._fd)
+            finally:
+                os.close(self._fd)
+                self._fd = -1
+
+    def __enter__(self) -> ResultJournal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def write_csv(self, path: str | os.PathLike[str]) -> None:
+        """Derive a CSV (:data:`CSV_COLUMNS`, file order) from the JSON lines, written atomically."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(self.path, "rb") as src, open(tmp, "w", newline="", encoding="utf-8") as dst:
+            writer = csv.writer(dst)
+            writer.writerow(CSV_COLUMNS)
+            for line in src:
+                row = json.loads(line)
+                writer.writerow(_csv_row(row))
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(tmp, path)
+
+
+def _csv_row(row: dict[str, Any]) -> list[Any]:
+    timings = row.get("timings") or {}
+    duplicate = row.get("duplicate_of")
+    return [
+        row["seq"], row["id"], row.get("path") or "", row["label"],
+        "" if row.get("authenticity") is None else row["authenticity"],
+        row.get("product") or "", row.get("brand") or "",
+        "" if duplicate is None else duplicate["ref_id"],
+        " ".join(str(i) for i in row.get("neighbor_ids", [])),
+        " ".join(str(s) for s in row.get("neighbor_similarities", [])),
+        row.get("error") or "", timings.get("decode", ""), timings.get("embed", ""), timings.get("search", ""),
+        row.get("model_sha256", ""), row.get("checker_version", ""),
+    ]  # fmt: skip
+
+
+def _last_newline_end(handle: io.BufferedReader, size: int) -> int:
+    """Offset just after the last ``\\n`` of the file (0 if none), reading backwards in blocks."""
+    position = size
+    while position > 0:
+        start = max(0, position - 65536)
+        handle.seek(start)
+        block = handle.read(position - start)
+        newline = block.rfind(b"\n")
+        if newline >= 0:
+            return start + newline + 1
+        position = start
+    return 0
+
+
+def _parse_row(line: bytes) -> dict[str, Any] | None:
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(row, dict) or type(row.get("seq")) is not int or not isinstance(row.get("id"), str):
+        return None
+    if not isinstance(row.get("label"), str) or not 0 <= row["seq"] < _MAX_SEQ:
+        return None
+    return row
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - not every platform opens directories
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def scan_to_jsonl(
+    scanner: Scanner,
+    inputs: Iterable[Any],
+    output: str | os.PathLike[str],
+    *,
+    resume: bool = False,
+    csv_path: str | os.PathLike[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ScanSummary:
+    """Scan ``inputs`` into a JSON-lines file, one row per input; see :class:`ResultJournal`.
+
+    ``progress`` is called with the number of rows in the file: once before scanning (the rows a
+    resume found), then after each row. ``csv_path``: a CSV derived from the finished JSON lines.
+    """
+    seen = 0
+
+    def counted(items: Iterable[Any]) -> Iterator[Any]:
+        nonlocal seen
+        if isinstance(items, _SINGLE):
+            items = [items]
+        for item in items:
+            seen += 1
+            yield item
+
+    start = time.perf_counter()
+    with ResultJournal(output, resume=resume) as journal:
+        if progress is not None:
+            progress(journal.done.count)
+        scanned = 0
+        for result in scanner.scan(counted(inputs), skip=journal.skip):
+            journal.write(result)
+            scanned += 1
+            if progress is not None:
+                progress(journal.done.count)
+        journal.check_complete(seen)
+    seconds = time.perf_counter() - start
+    if csv_path is not None:
+        journal.write_csv(csv_path)
+    labels = dict(sorted(journal.labels.items()))
+    return ScanSummary(
+        output=str(output),
+        rows=journal.done.count,
+        resumed=journal.resumed,
+        scanned=scanned,
+        errors=labels.get("error", 0),
+        labels=labels,
+        seconds=seconds,
+        listings_per_second=scanned / seconds if seconds > 0 else 0.0,
+        csv=None if csv_path is None else str(csv_path),
+        repaired_lines=journal.repaired_lines,
+    )

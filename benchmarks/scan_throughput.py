@@ -1,0 +1,416 @@
+"""Scan throughput: end-to-end listings/s against a 100k-reference checker, vs the raw int8 model.
+
+Targets (issue "Scanning at scale"), on this 2-core machine:
+
+* end-to-end (files on disk → decode → embed → search → JSON lines on disk) ≥ 300 listings/s;
+* end-to-end ≥ 0.8 × the raw int8 model throughput on pre-decoded tensors, measured in the same run;
+* peak RSS flat (±10%) from 10k to 100k inputs;
+* the Ray Data path on 2 local CPUs ≥ 0.7 × the single-process scanner.
+
+Data, made once and cached (``--cache``):
+
+* listings: ``--files`` (default 400) 800 px marketplace-style JPEGs rendered from the 22 real photos
+  of ``authvision.sample_photos`` (scikit-image / matplotlib): a random crop (60-100%), a small
+  rotation on some, white padding to a square on some, a promotional banner on some, resized to
+  800 px on the longer side and saved at JPEG quality 70-90. Runs cycle over them (ids stay unique).
+* the checker, 100,000 references: 22 photos × 6 edits (crops, rotations, banners; a hue-shifted
+  copy is the "fake") = 264 real reference photos embedded with the shipped int8 model and hashed;
+  then synthetic references up to 100k: each a real reference vector plus Gaussian noise
+  (cosine 0.55-0.95 to it), L2-normalised, in 5,000 synthetic products of 20 references over
+  50 brands, 20% labelled fake, with random 64-bit hashes. So searches walk a 100k HNSW graph
+  (``factory="auto"`` switches to ``HNSW32,SQ6`` at 20k) whose neighbourhoods look like real
+  ones, and the hash index holds 200k codes; it is not a collection of 100k real photos.
+
+Each measurement runs in a fresh subprocess (so peak RSS is that run's): the scanner through
+``scan_to_jsonl`` writing JSON lines (what ``authvision scan`` does, minus argument parsing), then,
+in the same process and with the same ONNX Runtime session, the raw model on pre-decoded tensors at
+the same batch size. ``--sweep`` times the thread splits (ORT intra-op threads × decode workers).
+
+    python benchmarks/scan_throughput.py                 # 10k and 100k inputs, sweep, Ray: ~20 min
+    python benchmarks/scan_throughput.py --quick         # 3k inputs, no sweep: ~3 min
+    python benchmarks/scan_throughput.py --json out.json
+
+Other engineers share this machine's two cores, so figures are noisy: the load average at the start
+and end of each run is printed next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import itertools
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from authvision.embedder import available_cpus  # noqa: E402
+
+TARGET_RATE = 300.0
+TARGET_RATIO = 0.8
+TARGET_RSS_SPREAD = 0.10
+TARGET_RAY_RATIO = 0.7
+LISTING_SIDE = 800
+REFERENCES = 100_000
+PRODUCT_SIZE = 20
+BRANDS = 50
+DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "authvision" / "scan-bench"
+
+
+# -- data ---------------------------------------------------------------------------------------------
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.truetype("DejaVuSans-Bold.ttf", size)
+    except OSError:
+        return ImageFont.load_default()
+
+
+def render_listing(photo: np.ndarray, rng: np.random.Generator) -> bytes:
+    """A marketplace-style JPEG of a real photo: crop, maybe rotate / pad / banner, 800 px, q70-90."""
+    image = Image.fromarray(photo).convert("RGB")
+    w, h = image.size
+    scale = rng.uniform(0.6, 1.0)
+    cw, ch = max(32, int(w * scale)), max(32, int(h * scale))
+    left, top = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    image = image.crop((left, top, left + cw, top + ch))
+    if rng.random() < 0.3:
+        image = image.rotate(float(rng.uniform(-8, 8)), resample=Image.Resampling.BILINEAR, expand=True, fillcolor="white")
+    factor = LISTING_SIDE / max(image.size)
+    image = image.resize((max(1, round(image.width * factor)), max(1, round(image.height * factor))), Image.Resampling.BILINEAR)
+    if rng.random() < 0.4:  # white padding to a square, as listing templates do
+        canvas = Image.new("RGB", (LISTING_SIDE, LISTING_SIDE), "white")
+        canvas.paste(image, ((LISTING_SIDE - image.width) // 2, (LISTING_SIDE - image.height) // 2))
+        image = canvas
+    if rng.random() < 0.3:  # promotional banner
+        draw = ImageDraw.Draw(image)
+        band = image.height // 9
+        colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+        draw.rectangle((0, image.height - band, image.width, image.height), fill=colour)
+        draw.text((12, image.height - band + band // 5), "SALE -50% FREE SHIPPING", fill="white", font=_font(band // 2))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=int(rng.integers(70, 91)))
+    return buffer.getvalue()
+
+
+def make_listings(directory: Path, count: int, seed: int = 0) -> list[Path]:
+    from authvision.sample_photos import ALL_PHOTOS, sample_photo
+
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = [directory / f"listing-{i:05d}.jpg" for i in range(count)]
+    if all(p.exists() for p in paths):
+        return paths
+    rng = np.random.default_rng(seed)
+    photos = {name: sample_photo(name) for name in ALL_PHOTOS}
+    for i, path in enumerate(paths):
+        name = ALL_PHOTOS[i % len(ALL_PHOTOS)]
+        path.write_bytes(render_listing(photos[name], rng))
+    return paths
+
+
+def _hue_shift(image: Image.Image, shift: int = 14) -> Image.Image:
+    h, s, v = image.convert("HSV").split()
+    return Image.merge("HSV", (h.point(lambda x: (x + shift) % 256), s, v)).convert("RGB")
+
+
+def build_checker(directory: Path, references: int = REFERENCES, seed: int = 1) -> Path:
+    """The benchmark checker (see the module docstring); built once, then loaded from ``directory``."""
+    import authvision as av
+    from authvision.hashing import perceptual_hashes
+    from authvision.sample_photos import ALL_PHOTOS, sample_photo
+
+    if (directory / "manifest.json").exists():
+        return directory
+    rng = np.random.default_rng(seed)
+    embedder = av.Embedder.load()
+    checker = av.AuthenticityChecker(embedder)
+    base = []
+    for k, name in enumerate(ALL_PHOTOS):
+        photo = sample_photo(name)
+        images = [Image.open(io.BytesIO(render_listing(photo, rng))).convert("RGB") for _ in range(5)]
+        images.append(_hue_shift(images[0]))
+        decoded = [embedder.decode(image).image for image in images]
+        vectors = embedder.embed_decoded(decoded)
+        checker.index.add(
+            vectors,
+            ["genuine"] * 5 + ["fake"],
+            products=f"real-{name}",
+            brands=f"brand-{k % BRANDS:02d}",
+            hashes=np.stack([perceptual_hashes(image) for image in decoded]),
+        )
+        base.append(vectors)
+    centres = np.concatenate(base)
+    synthetic = references - len(checker.index)
+    for start in range(0, synthetic, 10_000):
+        n = min(10_000, synthetic - start)
+        centre = centres[rng.integers(0, len(centres), n)]
+        cosine = rng.uniform(0.55, 0.95, n).astype(np.float32)[:, None]
+        noise = rng.standard_normal((n, centres.shape[1])).astype(np.float32)
+        noise -= (noise * centre).sum(axis=1, keepdims=True) * centre  # orthogonal to the centre
+        noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+        vectors = cosine * centre + np.sqrt(1 - cosine**2) * noise
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        product = np.arange(start, start + n) // PRODUCT_SIZE
+        checker.index.add(
+            vectors,
+            np.where(rng.random(n) < 0.2, "fake", "genuine").tolist(),
+            products=[f"syn-{p:05d}" for p in product],
+            brands=[f"brand-{p % BRANDS:02d}" for p in product],
+            hashes=rng.integers(0, 256, (n, 2, 8), dtype=np.uint8),
+        )
+    checker.save(directory)
+    return directory
+
+
+# -- measurements (each in its own process) ----------------------------------------------------------
+
+
+def _inputs(files: list[Path], count: int):
+    """``count`` (id, path) pairs cycling over the files, generated lazily."""
+    return ((f"listing-{i:07d}", str(files[i % len(files)])) for i in range(count))
+
+
+def _rss_mb() -> float:
+    """Peak resident set size of this process so far."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _current_rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+class _RssSampler(threading.Thread):
+    """Samples the current RSS every ``interval`` seconds while a scan runs (peak RSS is the load's)."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.interval, self.samples, self._finished = interval, [], threading.Event()
+
+    def run(self) -> None:
+        while not self._finished.wait(self.interval):
+            self.samples.append(_current_rss_mb())
+
+    def stop(self) -> list[float]:
+        self._finished.set()
+        self.join()
+        return self.samples
+
+
+def _raw_throughput(embedder, files: list[Path], batch_size: int, seconds: float) -> float:
+    """Images/s of ``embedder.embed_tensors`` on pre-decoded, preprocessed tensors (median batch time)."""
+    from authvision.preprocess import preprocess_batch
+
+    decoded = [embedder.decode(path).image for path in files[:batch_size]]
+    batch = np.ascontiguousarray(preprocess_batch(decoded, embedder.manifest.preprocess))
+    embedder.embed_tensors(batch)
+    times = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline or len(times) < 5:
+        start = time.perf_counter()
+        embedder.embed_tensors(batch)
+        times.append(time.perf_counter() - start)
+    return batch_size / float(np.median(times))
+
+
+def worker_scan(spec: dict) -> dict:
+    import authvision as av
+    from authvision.scanner import Scanner, scan_to_jsonl
+
+    files = sorted(Path(spec["listings"]).glob("*.jpg"))
+    load = os.getloadavg()[0]
+    checker = av.AuthenticityChecker.load(spec["checker"], num_threads=spec["ort_threads"])
+    scanner = Scanner(checker, batch_size=spec["batch_size"], decode_workers=spec["decode_workers"])
+    rss_loaded = _current_rss_mb()
+    sampler = _RssSampler()
+    sampler.start()
+    with tempfile.TemporaryDirectory() as tmp:
+        cpu = os.times()
+        summary = scan_to_jsonl(scanner, _inputs(files, spec["inputs"]), Path(tmp) / "scan.jsonl")
+        cpu_end = os.times()
+    samples = sampler.stop()
+    tenth = max(1, len(samples) // 10)
+    out = {
+        "mode": "scan",
+        **{k: spec[k] for k in ("inputs", "batch_size", "ort_threads", "decode_workers")},
+        "listings_per_s": summary.listings_per_second,
+        "cpu_ms_per_listing": 1000 * (cpu_end.user - cpu.user + cpu_end.system - cpu.system) / spec["inputs"],
+        "rss_after_load_mb": rss_loaded,
+        "rss_scan_max_mb": max(samples, default=rss_loaded),  # the scan's own peak
+        "rss_first_tenth_mb": max(samples[:tenth], default=rss_loaded),
+        "rss_last_tenth_mb": max(samples[-tenth:], default=rss_loaded),
+        "rss_process_peak_mb": _rss_mb(),  # includes loading the checker
+        "labels": summary.labels,
+        "references": len(checker.index),
+        "index": checker.index.factory,
+    }
+    if spec.get("raw"):
+        model_batch = scanner.model_batch_size
+        out["model_batch_size"] = model_batch
+        out["raw_same_session_per_s"] = _raw_throughput(checker.embedder, files, model_batch, spec["raw_seconds"])
+        all_cores = av.Embedder.load(num_threads=available_cpus())
+        out["raw_all_cores_per_s"] = _raw_throughput(all_cores, files, model_batch, spec["raw_seconds"])
+        out["raw_all_cores_batch_per_s"] = _raw_throughput(all_cores, files, spec["batch_size"], spec["raw_seconds"])
+    out["load_before"], out["load_after"] = load, os.getloadavg()[0]
+    return out
+
+
+def worker_ray(spec: dict) -> dict:
+    import ray
+
+    from authvision.distributed import scan_with_ray
+
+    files = sorted(Path(spec["listings"]).glob("*.jpg"))
+    load = os.getloadavg()[0]
+    ray.init(num_cpus=spec["cpus"], include_dashboard=False, log_to_driver=False, configure_logging=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = scan_with_ray(
+            list(_inputs(files, spec["inputs"])), spec["checker"], Path(tmp) / "scan.jsonl",
+            num_actors=spec["cpus"], cpus_per_actor=1, batch_size=spec["batch_size"],
+        )  # fmt: skip
+    ray.shutdown()
+    return {
+        "mode": "ray",
+        "inputs": spec["inputs"],
+        "actors": spec["cpus"],
+        "listings_per_s": summary.listings_per_second,
+        "seconds": summary.seconds,
+        "seconds_to_first_row": summary.extra["seconds_to_first_row"],
+        "steady_listings_per_s": summary.rows / (summary.seconds - summary.extra["seconds_to_first_row"]),
+        "rows": summary.rows,
+        "load_before": load,
+        "load_after": os.getloadavg()[0],
+    }
+
+
+def run_worker(spec: dict) -> dict:
+    command = [sys.executable, __file__, "--worker", json.dumps(spec)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark worker failed: {spec}\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# -- report -------------------------------------------------------------------------------------------
+
+
+def _fmt_run(r: dict) -> str:
+    return (
+        f"| {r['inputs']:,} | ORT {r['ort_threads']} + decode {r['decode_workers']} | {r['batch_size']} | "
+        f"{r['listings_per_s']:.0f} | {r['cpu_ms_per_listing']:.2f} | {2000 / r['cpu_ms_per_listing']:.0f} | "
+        f"{r['rss_first_tenth_mb']:.0f} → {r['rss_last_tenth_mb']:.0f} (max {r['rss_scan_max_mb']:.0f}) | "
+        f"{r['load_before']:.1f} → {r['load_after']:.1f} |"
+    )
+
+
+HEADER = (
+    "| inputs | threads | batch | listings/s | CPU ms/listing | 2 idle cores' ceiling/s | RSS MB during scan | load avg |\n"
+    "|---|---|---|---|---|---|---|---|"
+)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="3k inputs, no sweep, Ray on 2k")
+    parser.add_argument("--inputs", default="10000,100000", help="input counts for the RSS / throughput runs")
+    parser.add_argument("--files", type=int, default=400, help="distinct listing JPEGs (cycled)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--sweep", default="1x1,1x2,2x1,2x2", help="ORTxDECODE thread splits to time ('' for none)")
+    parser.add_argument("--sweep-inputs", type=int, default=4000)
+    parser.add_argument("--ray-inputs", type=int, default=10000, help="0 to skip the Ray path")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    if args.worker:
+        spec = json.loads(args.worker)
+        print(json.dumps(worker_ray(spec) if spec["mode"] == "ray" else worker_scan(spec)))
+        return 0
+    if args.quick:
+        args.inputs, args.sweep, args.ray_inputs = "3000", "", 2000
+
+    from authvision.scanner import default_threads
+
+    started = time.time()
+    listings = args.cache / f"listings-{args.files}"
+    checker = args.cache / f"checker-{REFERENCES // 1000}k"
+    files = make_listings(listings, args.files)
+    build_checker(checker)
+    mean_kb = sum(p.stat().st_size for p in files) / len(files) / 1024
+    ort, decode = default_threads()
+    base = {"mode": "scan", "listings": str(listings), "checker": str(checker), "batch_size": args.batch_size, "raw_seconds": 4.0}
+    print(f"# Scan throughput — {platform.processor() or platform.machine()}, {available_cpus()} CPUs, "
+          f"{len(files)} listing JPEGs ({mean_kb:.0f} KB mean, 800 px), {REFERENCES:,} references\n")  # fmt: skip
+
+    sweep = []
+    for split in filter(None, args.sweep.split(",")):
+        o, d = (int(v) for v in split.split("x"))
+        sweep.append(run_worker({**base, "inputs": args.sweep_inputs, "ort_threads": o, "decode_workers": d}))
+    runs = [
+        run_worker({**base, "inputs": int(n), "ort_threads": ort, "decode_workers": decode, "raw": True})
+        for n in args.inputs.split(",")
+    ]
+    ray_run = None
+    if args.ray_inputs:
+        ray_run = run_worker({"mode": "ray", "listings": str(listings), "checker": str(checker),
+                              "batch_size": args.batch_size, "inputs": args.ray_inputs, "cpus": available_cpus()})  # fmt: skip
+        single = run_worker({**base, "inputs": args.ray_inputs, "ort_threads": ort, "decode_workers": decode})
+
+    header = HEADER
+    if sweep:
+        print("## Thread splits (ONNX Runtime intra-op threads + decode workers)\n\n" + header)
+        print("\n".join(_fmt_run(r) for r in sweep) + "\n")
+    print(f"## End to end (default split: ORT {ort} + decode {decode})\n\n" + header)
+    print("\n".join(_fmt_run(r) for r in runs) + "\n")
+    best = runs[-1]
+    raw_same, raw_all = best["raw_same_session_per_s"], best["raw_all_cores_per_s"]
+    rate, model_batch = best["listings_per_s"], best["model_batch_size"]
+    rss = [r["rss_scan_max_mb"] for r in runs]
+    spread = (max(rss) - min(rss)) / min(rss)
+    counts = " / ".join(f"{r['inputs']:,}" for r in runs)
+    peaks = " / ".join(f"{v:.0f}" for v in rss)
+    process_peaks = " / ".join(f"{r['rss_process_peak_mb']:.0f}" for r in runs)
+    lines = [
+        "| measure | value | target |",
+        "|---|---|---|",
+        f"| end-to-end listings/s ({best['inputs']:,} inputs, load avg {best['load_before']:.1f}) | {rate:.0f} | ≥ {TARGET_RATE:.0f} |",
+        f"| CPU per listing → ceiling on 2 idle cores | {best['cpu_ms_per_listing']:.2f} ms → {2000 / best['cpu_ms_per_listing']:.0f}/s | |",
+        f"| raw int8 model, same session (ORT {ort} thread), batch {model_batch} | {raw_same:.0f}/s | |",
+        f"| raw int8 model, all {available_cpus()} cores, batch {model_batch} / {args.batch_size} | {raw_all:.0f}/s / {best['raw_all_cores_batch_per_s']:.0f}/s | |",
+        f"| end-to-end / raw, same session | {rate / raw_same:.2f} | |",
+        f"| end-to-end / raw, all cores | {rate / raw_all:.2f} | ≥ {TARGET_RATIO} |",
+        f"| RSS during the scan at {counts} inputs | {peaks} MB (spread {spread:.1%}) | ≤ {TARGET_RSS_SPREAD:.0%} |",
+        f"| process peak RSS (includes loading the checker) | {process_peaks} MB | |",
+    ]
+    if ray_run:
+        ratio, steady = ray_run["listings_per_s"] / single["listings_per_s"], ray_run["steady_listings_per_s"] / single["listings_per_s"]
+        lines += [
+            f"| Ray Data, {ray_run['actors']} actors × 1 CPU, {ray_run['inputs']:,} inputs, all in | {ray_run['listings_per_s']:.0f}/s vs "
+            f"{single['listings_per_s']:.0f}/s single-process = {ratio:.2f}× | ≥ {TARGET_RAY_RATIO}× |",
+            f"| the same after the first row ({ray_run['seconds_to_first_row']:.1f} s of actor start-up) | "
+            f"{ray_run['steady_listings_per_s']:.0f}/s = {steady:.2f}× | |",
+        ]
+    print("## Summary\n\n" + "\n".join(lines))
+    print(f"\n(total {time.time() - started:.0f} s; load average now {os.getloadavg()[0]:.1f}: other engineers share these cores)")
+    if args.json:
+        args.json.write_text(json.dumps({"sweep": sweep, "runs": runs, "ray": ray_run,
+                                         "ray_single": single if ray_run else None}, indent=2) + "\n")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -145,6 +145,173 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- scan ------------------------------------------------------------------------------------------
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from .checker import AuthenticityChecker
+    from .scanner import DEFAULT_BATCH_SIZE, Scanner, default_threads, expand_inputs, scan_to_jsonl
+
+    ort_threads, decode_workers = default_threads()  # measured best on 2 cores: 1 ORT thread + 2 decoders
+    checker = AuthenticityChecker.load(args.checker, num_threads=args.threads or ort_threads)
+    scanner = Scanner(
+        checker,
+        batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
+        decode_workers=args.decode_workers or decode_workers,
+        brand=args.brand,
+    )
+    bar = _ScanProgress(args)
+    try:
+        summary = scan_to_jsonl(
+            scanner, expand_inputs(args.inputs), args.out, resume=args.resume, csv_path=args.csv, progress=bar
+        )
+    finally:
+        bar.close()
+    _print_json(summary.to_dict())
+    return 0
+
+
+class _ScanProgress:
+    """Rows written / inputs, with rate and ETA, on stderr on a terminal; rows found by --resume start it."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from .scanner import expand_inputs
+
+        self.enabled = not args.quiet and sys.stderr.isatty()
+        self.total = sum(1 for _ in expand_inputs(args.inputs)) if self.enabled else None
+        self.bar: tqdm | None = None
+
+    def __call__(self, rows: int) -> None:
+        if self.bar is None:
+            self.bar = tqdm(total=self.total, initial=rows, desc="scanning", unit="listing", disable=not self.enabled,
+                            dynamic_ncols=True, smoothing=0.05)
+        else:
+            self.bar.update(rows - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# -- demo / evaluate / brandkit ------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .brandkit import KitConfig
+    from .demo import run_demo
+
+    bars: dict[str, tqdm] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            if not args.quiet:
+                sys.stderr.write(f"authvision demo: {stage}\n")
+            bar = bars[stage] = _progress(total, stage, args)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    config = KitConfig(listings=args.listings)
+    result = run_demo(args.out, seed=args.seed, config=config, model=args.model, workers=args.workers,
+                      progress=progress, real_photos=not args.no_real_photos)
+    d, c = result.summary["detection"], result.summary["catalogue"]
+    sys.stdout.write(
+        f"authvision demo: {result.summary['listings_checked']} test listings checked in {result.seconds:.0f} s "
+        f"(whole demo; scanning at {result.summary['listings_per_s']} listings/s)\n"
+        f"  fake ROC-AUC {_num(d['roc_auc'])}, calibration error {_num(d['ece'])}, fakes caught {_num(d['fake_recall_at_decision'])}, "
+        f"genuine flagged {_num(d['genuine_flagged_fake_at_decision'])}\n"
+        f"  product top-1 {_num(c['product_top1'])}, re-used photos top-1 {_num(c['reused_product_top1'])}, "
+        f"unindexed products called unknown {_num(c['unknown_rate_on_unindexed'])}\n"
+        f"  checker: {result.checker_dir}\n"
+        f"  report:  {result.report}\n"
+    )
+    return 0
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .datasets import read_photo_csv
+    from .evaluation import evaluate, write_report
+
+    checker = _load_checker(args)
+    listings = read_photo_csv(args.listings)
+    if args.split:
+        listings = [item for item in listings if item.extra.get("split") == args.split]
+    with _progress(len(listings), "evaluating", args) as bar:
+        result = evaluate(checker, listings, progress=bar.update, brand_from_truth=args.brand_from_truth)
+    files = write_report(result, args.out, title=args.title)
+    d = result.summary["detection"]
+    _print_json({"report": str(files["markdown"]), "roc_auc": d["roc_auc"], "ece": d["ece"],
+                 "listings_per_s": result.summary["throughput"]["listings_per_s"]})
+    return 0
+
+
+def cmd_brandkit(args: argparse.Namespace) -> int:
+    from .brandkit import KitConfig, generate_kit
+
+    families = tuple(f for f in (args.heldout_families or "").split(",") if f)
+    summary = generate_kit(args.out, seed=args.seed, config=KitConfig(listings=args.listings, heldout_families=families),
+                           workers=args.workers)
+    _print_json({"kit": str(args.out), "references": str(summary.references_dir), "listings": str(summary.listings_csv)})
+    return 0
+
+
+# -- train / export ------------------------------------------------------------------------------
+
+
+def _overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """``section.key=value`` pairs, values parsed as TOML scalars (``3``, ``0.5``, ``true``, ``"avg"``)."""
+    import tomllib
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects section.key=value, got {pair!r}")
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def _training():
+    try:
+        from authvision_train import config, pipeline
+    except ImportError as exc:
+        raise SystemExit(f"authvision: error: training needs the [train] extra (torch): pip install 'authvision[train]' ({exc})")
+    return config, pipeline
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    config_module, pipeline = _training()
+    config = config_module.load_config(args.config, _overrides(args.set))
+    result = pipeline.run(args.data, args.out, config=config, listings=args.listings, resume=args.resume,
+                          progress=not args.quiet and sys.stderr.isatty(), max_steps=args.max_steps)
+    if not result.metrics:  # a non-zero rank under torchrun
+        return 0
+    t = result.metrics["training"]
+    summary = {"model": str(result.model_dir), "checker": str(result.checker_dir), "model_card": str(result.model_dir / "README.md"),
+               "minutes": round(t["seconds"] / 60, 1), "best_validation_roc_auc": t["best_validation_roc_auc"],
+               "stopped": t["stopped"]}
+    if "evaluation" in result.metrics:
+        summary["test_roc_auc"] = {k: v["detection"]["roc_auc"] for k, v in result.metrics["evaluation"].items()}
+    _print_json(summary)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    _, pipeline = _training()
+    manifest = pipeline.export_checkpoint(args.model, int8=args.int8)
+    _print_json({"model": str(args.model), "files": {k: v.filename for k, v in manifest.files.items()},
+                 "quantization_gate": manifest.quantization.get("gate")})
+    return 0
+
+
 # -- parser ----------------------------------------------------------------------------------------
 
 
@@ -198,6 +365,64 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("checker", type=Path)
     calibrate.add_argument("listings", type=Path, help="CSV with path,label (genuine, fake or unknown)")
     calibrate.set_defaults(func=cmd_calibrate)
+
+    scan = commands.add_parser(
+        "scan",
+        help="scan listings into JSON lines, resumable after any crash (one row per input)",
+        description="Scan listing photos into JSON lines: one row per input, error rows for unreadable ones. "
+        "After a crash or kill, run the same command with --resume to finish it. Exits 0 when every input has "
+        "its row (error rows included).",
+    )
+    scan.add_argument("inputs", nargs="+", type=Path, help="photos, folders (recursive), .txt lists (one path a line) or .csv lists (path[,id])")
+    scan.add_argument("--checker", type=Path, required=True)
+    scan.add_argument("--out", type=Path, required=True, help="JSON-lines output")
+    scan.add_argument("--resume", action="store_true", help="finish the scan already in --out (same inputs)")
+    scan.add_argument("--csv", type=Path, default=None, help="also write a CSV of the results when the scan completes")
+    scan.add_argument("--brand", default=None, help="only compare with this brand's references")
+    scan.add_argument("--batch-size", type=int, default=None, help="photos per model call (default 32)")
+    scan.add_argument("--decode-workers", type=int, default=None, help="decoding threads (default: cores - ORT threads + 1)")
+    scan.set_defaults(func=cmd_scan)
+
+    demo = commands.add_parser("demo", help="offline end-to-end demo: brand kit -> checker -> scan -> report")
+    demo.add_argument("--out", type=Path, default=Path("demo-output"), help="folder for kit/, checker/ and report/")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--listings", type=int, default=400, help="listing photos in the generated kit")
+    demo.add_argument("--workers", type=int, default=2, help="processes rendering the kit")
+    demo.add_argument("--model", type=Path, default=None, help="model directory (default: the shipped model)")
+    demo.add_argument("--no-real-photos", action="store_true", help="skip the real-photo re-use evaluation")
+    demo.set_defaults(func=cmd_demo)
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a checker on labelled listings; writes a report")
+    evaluate.add_argument("listings", type=Path, help="CSV path,label[,product,brand,defects,conditions,...]")
+    evaluate.add_argument("--checker", type=Path, required=True)
+    evaluate.add_argument("--out", type=Path, required=True, help="report folder")
+    evaluate.add_argument("--split", default=None, help="only rows whose split column has this value (e.g. test)")
+    evaluate.add_argument("--brand-from-truth", action="store_true", help="restrict each check to the listing's brand")
+    evaluate.add_argument("--title", default="authvision evaluation")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    brandkit = commands.add_parser("brandkit", help="generate a simulated brand kit (references + listings)")
+    brandkit.add_argument("out", type=Path)
+    brandkit.add_argument("--seed", type=int, default=0)
+    brandkit.add_argument("--listings", type=int, default=400)
+    brandkit.add_argument("--workers", type=int, default=2)
+    brandkit.add_argument("--heldout-families", default="", help="comma-separated defect families seen only in test listings")
+    brandkit.set_defaults(func=cmd_brandkit)
+
+    train = commands.add_parser("train", help="retrain on brand photos: model, calibrated checker, model card (needs [train])")
+    train.add_argument("data", type=Path, help="DATA/<brand>/<product>/<genuine|fake>/*.jpg or a CSV path,label,product,brand")
+    train.add_argument("--out", type=Path, required=True, help="model folder to write")
+    train.add_argument("--config", type=Path, default=None, help="TOML training config (defaults: authvision_train/default.toml)")
+    train.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one config value")
+    train.add_argument("--listings", type=Path, default=None, help="labelled listings CSV: evaluate before vs after on its test rows")
+    train.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    train.add_argument("--max-steps", type=int, default=None, help=argparse.SUPPRESS)  # smoke tests
+    train.set_defaults(func=cmd_train)
+
+    export = commands.add_parser("export", help="export a trained model folder's best checkpoint to ONNX fp32 (+ int8)")
+    export.add_argument("model", type=Path, help="a folder written by `authvision train`")
+    export.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True, help="also write the gated int8 model")
+    export.set_defaults(func=cmd_export)
     return parser
 
 
@@ -207,7 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args))
-    except (AuthvisionError, FileNotFoundError, FileExistsError) as exc:
+    except (AuthvisionError, FileNotFoundError, FileExistsError, ValueError) as exc:
         sys.stderr.write(f"authvision: error: {exc}\n")
         return 2
     except KeyboardInterrupt:

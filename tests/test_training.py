@@ -167,7 +167,8 @@ def _ddp_worker(rank: int, world: int, port: int, refs: str, out: str) -> None:
     config = load_config(None, {**TINY, "train.epochs": 2, "train.threads": 1})
     data = prepare(read_photo_set(refs), validation_fraction=0.3, min_photos_per_class=2, seed=0)
     backgrounds = brandkit_backgrounds("train", count=4, side=320)
-    validator = Validator(data, listing_like(data.validation, backgrounds, seed=1, copies=1), eval_transform(preprocess_config(config)))
+    queries = [(image, photo.label, photo.product) for image, photo in listing_like(data.validation, backgrounds, seed=1, copies=1)]
+    validator = Validator(data.train, queries, eval_transform(preprocess_config(config)))
     result = train(config, data, validator, backgrounds, Path(out) / "checkpoints", progress=False)
     weights = torch.cat([p.detach().flatten() for p in result.model.parameters()])
     torch.save({"weights": weights, "epochs": len(result.history)}, Path(out) / f"rank{rank}.pt")

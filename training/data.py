@@ -295,10 +295,16 @@ class PasteOnBackground:
 
 
 class ListingStyle:
-    """Marketplace edits on a PIL image: padding, crop, perspective, colour, blur, banner, JPEG."""
+    """Marketplace edits on a PIL image: padding, crop, perspective, relighting, colour, blur, banner, JPEG.
+
+    Relighting (a light gradient, a hot spot, a colour cast, sensor noise) goes on every photo of both
+    classes: seized fakes are photographed under harsher light than studio shots, and a model must not
+    learn the lighting instead of the item.
+    """
 
     def __init__(self, strength: float, rng: random.Random):
         s = strength
+        self.strength = s
         self.rng = rng
         self.geometric = v2.Compose([
             v2.RandomResizedCrop(size=320, scale=(max(0.5, 1 - 0.45 * s), 1.0), ratio=(0.8, 1.25), antialias=True),
@@ -316,7 +322,7 @@ class ListingStyle:
             canvas = Image.new("RGB", (side, side), (255, 255, 255))
             canvas.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
             image = canvas
-        image = self.photometric(self.geometric(image))
+        image = self.photometric(self._relight(self.geometric(image)))
         if rng.random() < 0.25:
             draw = ImageDraw.Draw(image)
             height = int(image.height * rng.uniform(0.06, 0.13))
@@ -326,6 +332,24 @@ class ListingStyle:
         buffer = io.BytesIO()
         image.save(buffer, "JPEG", quality=rng.randint(45, 92))
         return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+
+
+    def _relight(self, image: Image.Image) -> Image.Image:
+        rng, s = self.rng, self.strength
+        pixels = np.asarray(image, dtype=np.float32)
+        h, w = pixels.shape[:2]
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        angle = rng.uniform(0, 2 * math.pi)
+        field = 1.0 + rng.uniform(0, 0.45) * s * ((xx / w - 0.5) * math.cos(angle) + (yy / h - 0.5) * math.sin(angle))
+        if rng.random() < 0.5:
+            cx, cy, radius = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0.2, 0.6) * max(h, w)
+            field += rng.uniform(0, 0.25) * s * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / radius**2)
+        cast = np.array([1.0 + rng.uniform(-0.06, 0.06) * s for _ in range(3)], dtype=np.float32)
+        pixels = pixels * field[..., None] * cast
+        sigma = rng.uniform(0, 5) * s
+        if sigma > 0.5:
+            pixels += np.random.default_rng(rng.getrandbits(32)).normal(0, sigma, pixels.shape).astype(np.float32)
+        return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
 class PhotoDataset(torch.utils.data.Dataset):

@@ -36,6 +36,7 @@ from authvision.checker import AuthenticityChecker
 from authvision.datasets import LabelledPhoto, read_photo_csv, read_photo_set
 from authvision.embedder import Embedder
 from authvision.evaluation import EvaluationResult, evaluate, write_report
+from authvision.imageio import load_image
 
 from .config import RunConfig, load_config
 from .data import brandkit_backgrounds, listing_like, prepare
@@ -77,7 +78,7 @@ def run(
     backgrounds = brandkit_backgrounds("train", seed=config.seed)
     validation_images = listing_like(prepared.validation, backgrounds, seed=config.seed + 7, copies=2)
     to_tensor = eval_transform(preprocess_config(config))
-    validator = Validator(prepared, validation_images, to_tensor)
+    validator = Validator(prepared.train, validation_queries(listings, validation_images, config), to_tensor)
     run_info = _run_info(config, data, prepared)
     (out / "run.json").write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
 
@@ -117,6 +118,18 @@ def run(
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default) + "\n", encoding="utf-8")
     (out / "README.md").write_text(model_card(run_info, metrics, manifest.to_dict()), encoding="utf-8")
     return PipelineResult(out, out / "checker", metrics)
+
+
+def validation_queries(listings: str | Path | None, validation_images, config: RunConfig) -> list[tuple[Any, str, str]]:
+    """What each epoch is validated on: the labelled listings held out for calibration when there are
+    any (``split`` = calibration, genuine or fake), else listing-styled validation photos of the brand."""
+    if listings is not None:
+        rows = [row for row in read_photo_csv(listings)
+                if row.extra.get("split") == "calibration" and row.label in ("genuine", "fake")]
+        if rows:
+            LOG.info("validating every epoch on %d calibration listings of %s", len(rows), listings)
+            return [(load_image(row.path, min_side=config.model.resize_size), row.label, row.product or "-") for row in rows]
+    return [(image, photo.label, photo.product) for image, photo in validation_images]
 
 
 def export_trained(model, out: Path, config: RunConfig, data, prepared, backgrounds, validation_images):

@@ -122,15 +122,19 @@ def knn_fake_scores(query: np.ndarray, reference: np.ndarray, ref_products: Sequ
 
 
 class Validator:
-    """Validation as the checker sees it (see the module docstring); fixed images, so epochs compare."""
+    """Validation as the checker sees it (see the module docstring); fixed images, so epochs compare.
 
-    def __init__(self, data: PreparedData, listing_like: list[tuple[Any, TrainingPhoto]], to_tensor: Callable):
-        self.reference_tensors = [to_tensor(p.image) for p in data.train]
-        self.reference_products = [p.product for p in data.train]
-        self.reference_labels = [p.label for p in data.train]
-        self.query_tensors = [to_tensor(image) for image, _ in listing_like]
-        self.query_truth = [photo.label for _, photo in listing_like]
-        self.query_products = [photo.product for _, photo in listing_like]
+    ``queries``: (image, label, product) — listing-styled held-out brand photos, or better, labelled
+    listings held out for calibration (they show what the model will face).
+    """
+
+    def __init__(self, references: Sequence[TrainingPhoto], queries: Sequence[tuple[Any, str, str]], to_tensor: Callable):
+        self.reference_tensors = [to_tensor(p.image) for p in references]
+        self.reference_products = [p.product for p in references]
+        self.reference_labels = [p.label for p in references]
+        self.query_tensors = [to_tensor(image) for image, _, _ in queries]
+        self.query_truth = [label for _, label, _ in queries]
+        self.query_products = [product for _, _, product in queries]
 
     def __call__(self, model: EmbeddingNet) -> dict[str, float | None]:
         reference = embed(model, self.reference_tensors)

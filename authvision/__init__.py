@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 
 from .calibration import Calibration, CalibrationReport
 from .checker import FEATURES, AuthenticityChecker
-from .embedder import Embedder
+from .embedder import Embedder, ModelOutput
 from .errors import (
     AuthvisionError,
     CalibrationError,
@@ -48,6 +48,7 @@ __all__ = [
     "IndexFormatError",
     "Match",
     "ModelLoadError",
+    "ModelOutput",
     "Reference",
     "ReferenceIndex",
     "SearchParams",

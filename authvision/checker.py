@@ -10,7 +10,9 @@ For each listing photo the checker gathers evidence from the :class:`~authvision
   true value can only be lower), and the similarity-weighted share of fakes;
 * perceptual-hash near-duplicates: a re-used copy of a known-fake photo is strong evidence of a fake;
   a re-used copy of a genuine reference photo is reported (official-photo re-use is a marketplace
-  signal in itself) and scored for what calibration says it is worth.
+  signal in itself) and scored for what calibration says it is worth;
+* a model retrained for the brand (``authvision train``) also scores the photo itself: the logit of
+  its genuine-vs-fake head (0 for models without one, such as the shipped default).
 
 These :data:`FEATURES` go through a :class:`~authvision.calibration.Calibration` (logistic, fitted by
 :meth:`AuthenticityChecker.calibrate` on held-out labelled photos) to P(genuine). A listing whose best
@@ -64,6 +66,7 @@ FEATURES: tuple[str, ...] = (
     "fake_share",
     "duplicate_genuine",
     "duplicate_fake",
+    "model_fake_logit",
 )
 """Evidence the authenticity score is computed from, in the calibration's column order."""
 
@@ -78,7 +81,7 @@ DEFAULT_K = 10
 # photos: against 14 indexed ones, unrelated photos scored at most 0.63 (a different scene; 0.91 for
 # the other half of a stereo pair), edited copies of an indexed photo (JPEG q40, 10-30% crops,
 # padding, banner, mirror, 8° rotation) at least 0.75.
-_DEFAULT_WEIGHTS = (30.0, -30.0, -3.0, 0.0, -6.0)
+_DEFAULT_WEIGHTS = (30.0, -30.0, -3.0, 0.0, -6.0, -1.0)
 _DEFAULT_BIAS = 1.5
 _DEFAULT_UNKNOWN_THRESHOLD = 0.68
 
@@ -303,22 +306,24 @@ class AuthenticityChecker:
         """Verdicts for decoded RGB images (as :meth:`Embedder.decode` gives them), one per image."""
         if not images:
             return []
-        vectors = self.embedder.embed_decoded(images)
+        out = self.embedder.run_decoded(images)
         hashes = np.stack([perceptual_hashes(image) for image in images])
-        return self.verdicts_from_embeddings(vectors, hashes, brand=brand)
+        return self.verdicts_from_embeddings(out.vectors, hashes, brand=brand, fake_logits=out.fake_logits)
 
     def assess_images(self, images: Sequence[Image.Image], *, brand: str | None = None) -> list[Assessment]:
         """:meth:`assess` for decoded RGB images: embeds and hashes them first."""
         if not images:
             return []
-        vectors = self.embedder.embed_decoded(images)
+        out = self.embedder.run_decoded(images)
         hashes = np.stack([perceptual_hashes(image) for image in images])
-        return self.assess(vectors, hashes, brand=brand)
+        return self.assess(out.vectors, hashes, brand=brand, fake_logits=out.fake_logits)
 
-    def verdicts_from_embeddings(self, vectors: np.ndarray, hashes: np.ndarray, *, brand: str | None = None) -> list[Verdict]:
-        """Verdicts from embeddings and perceptual hashes already computed (the scanner's fast path)."""
+    def verdicts_from_embeddings(
+        self, vectors: np.ndarray, hashes: np.ndarray, *, brand: str | None = None, fake_logits: np.ndarray | None = None
+    ) -> list[Verdict]:
+        """Verdicts from what the model and the hashing already computed (the scanner's fast path)."""
         calibration = self._calibration  # one read: a concurrent calibrate() swaps the whole object
-        assessments = self.assess(vectors, hashes, brand=brand)
+        assessments = self.assess(vectors, hashes, brand=brand, fake_logits=fake_logits)
         if not assessments:
             return []
         probabilities = calibration.probability(np.array([a.features for a in assessments]))
@@ -342,16 +347,22 @@ class AuthenticityChecker:
             evidence=evidence,
         )
 
-    def assess(self, vectors: np.ndarray, hashes: np.ndarray, *, brand: str | None = None) -> list[Assessment]:
-        """The evidence for each photo: neighbours, duplicate, product and :data:`FEATURES`."""
+    def assess(
+        self, vectors: np.ndarray, hashes: np.ndarray, *, brand: str | None = None, fake_logits: np.ndarray | None = None
+    ) -> list[Assessment]:
+        """The evidence for each photo: neighbours, duplicate, product and :data:`FEATURES`.
+
+        ``fake_logits``: the model's own per-photo fake logits (:attr:`Embedder.has_fake_head`), if any.
+        """
         result = self.index.search(vectors, self.k, brand=brand)
         duplicates = self.index.find_duplicates(hashes, self.duplicate_max_distance)
         wanted = set(result.ids[result.ids >= 0].tolist())
         for row in duplicates:
             wanted.update(ref_id for ref_id, _ in row)
         refs = self.index.lookup(wanted)  # a reference removed since the search is simply left out
+        logits = np.zeros(len(vectors)) if fake_logits is None else np.asarray(fake_logits, dtype=np.float64)
         return [
-            self._assess_one(result.similarities[i], result.ids[i], duplicates[i], refs, brand)
+            self._assess_one(result.similarities[i], result.ids[i], duplicates[i], refs, brand, float(logits[i]))
             for i in range(len(vectors))
         ]
 
@@ -362,6 +373,7 @@ class AuthenticityChecker:
         duplicates: list[tuple[int, int]],
         refs: dict[int, Reference],
         brand: str | None,
+        fake_logit: float,
     ) -> Assessment:
         neighbors = tuple(
             _match(refs[ref_id], float(sim))
@@ -378,7 +390,7 @@ class AuthenticityChecker:
             None,
         )
         if not neighbors:
-            features = (-1.0, -1.0, 0.0, *_duplicate_features(duplicate, self.duplicate_max_distance))
+            features = (-1.0, -1.0, 0.0, *_duplicate_features(duplicate, self.duplicate_max_distance), fake_logit)
             product = duplicate.product if duplicate else None
             owner = duplicate.brand if duplicate else None
             return Assessment((), duplicate, product, owner, -1.0, features)
@@ -399,7 +411,7 @@ class AuthenticityChecker:
         ]
         total = sum(w for _, w in weights)
         fake_share = sum(w for label, w in weights if label == "fake") / total if total else 0.0
-        features = (genuine, fake, fake_share, *_duplicate_features(duplicate, self.duplicate_max_distance))
+        features = (genuine, fake, fake_share, *_duplicate_features(duplicate, self.duplicate_max_distance), fake_logit)
         return Assessment(neighbors, duplicate, product, owner, best, features)
 
     # -- calibration ---------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import logging
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -25,6 +25,13 @@ from .preprocess import preprocess_batch
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 32
+
+
+class ModelOutput(NamedTuple):
+    """What the model gives per photo: an L2-normalised embedding, and a fake logit if it has a head."""
+
+    vectors: np.ndarray  # float32 (n, dim)
+    fake_logits: np.ndarray | None  # float32 (n,), None for models without a head
 
 
 def default_model_dir() -> Path:
@@ -68,6 +75,7 @@ class Embedder:
 
     def __init__(self, session: object, manifest: ModelManifest, precision: str, model_sha256: str, source: Path):
         self._session = session
+        self._outputs = [manifest.output_name] + ([manifest.score_output_name] if manifest.score_output_name else [])
         self.manifest = manifest
         self.precision = precision
         self.model_sha256 = model_sha256
@@ -106,6 +114,10 @@ class Embedder:
         inputs = [i.name for i in session.get_inputs()]
         if manifest.input_name not in inputs:
             raise ModelLoadError(f"model input {manifest.input_name!r} not in the ONNX graph inputs {inputs}")
+        outputs = [o.name for o in session.get_outputs()]
+        for wanted in (manifest.output_name, manifest.score_output_name):
+            if wanted is not None and wanted not in outputs:
+                raise ModelLoadError(f"model output {wanted!r} not in the ONNX graph outputs {outputs}")
         log.debug("loaded %s (%s, sha256 %s)", model_file.filename, precision, model_file.sha256[:12])
         return cls(session, manifest, precision, model_file.sha256, directory / model_file.filename)
 
@@ -135,23 +147,43 @@ class Embedder:
 
     def embed_decoded(self, images: Sequence[Image.Image], *, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
         """Embed already decoded RGB images."""
+        return self.run_decoded(images, batch_size=batch_size).vectors
+
+    def run_decoded(self, images: Sequence[Image.Image], *, batch_size: int = DEFAULT_BATCH_SIZE) -> ModelOutput:
+        """Embeddings, and fake logits when the model has a head, of already decoded RGB images."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
-        out = np.empty((len(images), self.dim), dtype=np.float32)
+        vectors = np.empty((len(images), self.dim), dtype=np.float32)
+        logits = np.empty(len(images), dtype=np.float32) if self.has_fake_head else None
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
-            out[start : start + len(chunk)] = self.embed_tensors(preprocess_batch(chunk, self.manifest.preprocess))
-        return out
+            out = self.run_tensors(preprocess_batch(chunk, self.manifest.preprocess))
+            vectors[start : start + len(chunk)] = out.vectors
+            if logits is not None:
+                logits[start : start + len(chunk)] = out.fake_logits
+        return ModelOutput(vectors, logits)
 
     def embed_tensors(self, batch: np.ndarray) -> np.ndarray:
         """Run the model on preprocessed (n, 3, S, S) float32 tensors."""
+        return self.run_tensors(batch).vectors
+
+    def run_tensors(self, batch: np.ndarray) -> ModelOutput:
+        """Embeddings (and fake logits, for a model with a head) of preprocessed (n, 3, S, S) tensors."""
         if len(batch) == 0:
-            return np.empty((0, self.dim), dtype=np.float32)
-        (vectors,) = self._session.run([self.manifest.output_name], {self.manifest.input_name: batch})  # type: ignore[attr-defined]
-        vectors = np.asarray(vectors, dtype=np.float32)
+            return ModelOutput(np.empty((0, self.dim), dtype=np.float32),
+                               np.empty(0, dtype=np.float32) if self.has_fake_head else None)
+        outputs = self._session.run(self._outputs, {self.manifest.input_name: batch})  # type: ignore[attr-defined]
+        vectors = np.asarray(outputs[0], dtype=np.float32)
         # The graph normalises already; int8 rounding leaves norms a hair off 1, so normalise again.
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return vectors / np.maximum(norms, np.float32(1e-12))
+        vectors = vectors / np.maximum(norms, np.float32(1e-12))
+        logits = np.asarray(outputs[1], dtype=np.float32).reshape(-1) if self.has_fake_head else None
+        return ModelOutput(vectors, logits)
+
+    @property
+    def has_fake_head(self) -> bool:
+        """Whether the model also scores each photo (a fake logit from a trained classification head)."""
+        return self.manifest.score_output_name is not None
 
     def __repr__(self) -> str:
         return f"Embedder({self.manifest.name!r}, precision={self.precision!r}, dim={self.dim}, source={str(self.source)!r})"

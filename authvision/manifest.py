@@ -79,6 +79,7 @@ class ModelManifest:
     files: dict[str, ModelFile]
     input_name: str = "pixels"
     output_name: str = "embedding"
+    score_output_name: str | None = None  # per-photo logit that the photo shows a fake (a trained head)
     provenance: dict[str, Any] = field(default_factory=dict)
     quantization: dict[str, Any] = field(default_factory=dict)
     manifest_version: int = MANIFEST_VERSION
@@ -103,6 +104,7 @@ class ModelManifest:
                 files={k: ModelFile(**v) for k, v in data["files"].items()},
                 input_name=str(data.get("input_name", "pixels")),
                 output_name=str(data.get("output_name", "embedding")),
+                score_output_name=data.get("score_output_name"),
                 provenance=dict(data.get("provenance", {})),
                 quantization=dict(data.get("quantization", {})),
                 manifest_version=version,

@@ -185,6 +185,7 @@ class _Batch:
     decode_ms: list[float]
     buffer: tuple[queue.SimpleQueue[np.ndarray], np.ndarray]  # where ``tensors`` lives, and its pool
     vectors: np.ndarray | None = None
+    fake_logits: np.ndarray | None = None  # from a model with a genuine-vs-fake head
     embed_ms: float = 0.0
 
 
@@ -326,14 +327,19 @@ class Scanner:
         start = time.perf_counter()
         embedder, step = self.checker.embedder, self.model_batch_size
         vectors = np.empty((len(batch.tensors), embedder.dim), dtype=np.float32)
+        logits = np.empty(len(batch.tensors), dtype=np.float32) if embedder.has_fake_head else None
         try:
             for i in range(0, len(batch.tensors), step):
-                vectors[i : i + step] = embedder.embed_tensors(batch.tensors[i : i + step])
+                out = embedder.run_tensors(batch.tensors[i : i + step])
+                vectors[i : i + step] = out.vectors
+                if logits is not None:
+                    logits[i : i + step] = out.fake_logits
         finally:
             batch.tensors = _NO_TENSORS
             buffers, buffer = batch.buffer
             buffers.put(buffer)  # for the next batch to decode into
         batch.vectors = vectors
+        batch.fake_logits = logits
         batch.embed_ms = 1000.0 * (time.perf_counter() - start)
         return batch
 
@@ -344,7 +350,9 @@ class Scanner:
         verdicts: list[Verdict] = []
         if n:
             start = time.perf_counter()
-            verdicts = self.checker.verdicts_from_embeddings(batch.vectors, batch.hashes, brand=self.brand)
+            verdicts = self.checker.verdicts_from_embeddings(
+                batch.vectors, batch.hashes, brand=self.brand, fake_logits=batch.fake_logits
+            )
             search_ms = 1000.0 * (time.perf_counter() - start) / n
         embed_ms = batch.embed_ms / n if n else 0.0
         by_position = dict(zip(batch.ok, verdicts))

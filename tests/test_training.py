@@ -30,7 +30,7 @@ from authvision_train.data import item_mask, prepare  # noqa: E402
 
 TINY = {
     "model.input_size": 96, "model.resize_size": 110, "model.projection_dim": 32,
-    "train.epochs": 1, "train.batch_size": 8, "train.m_per_class": 2,
+    "train.epochs": 1, "train.batch_size": 8, "train.m_per_class": 2, "train.steps_per_epoch": 2,
     "split.min_photos_per_class": 2,
 }
 
@@ -140,11 +140,14 @@ def test_tiny_end_to_end_training_with_resume(kit, tmp_path):
     assert "Intended use" in card and "Limitations" in card and "before and after" in card
 
     embedder = av.Embedder.load(out, precision="fp32")
-    assert embedder.dim == 32 and embedder.manifest.preprocess.input_size == 96
+    assert embedder.dim == 32 and embedder.manifest.preprocess.input_size == 96 and embedder.has_fake_head
     checker = av.AuthenticityChecker.load(result.checker_dir)
     assert checker.calibrated and len(checker.index) == 24
     listing = next((kit / "listings").glob("*.jpg"))
-    assert checker.check(listing).label in ("genuine", "fake", "unknown")
+    verdict = checker.check(listing)
+    assert verdict.label in ("genuine", "fake", "unknown") and verdict.evidence["model_fake_logit"] != 0.0
+    scanned = next(iter(checker.scan([listing])))  # the scanner carries the head's logit too
+    assert scanned.verdict.evidence["model_fake_logit"] == pytest.approx(verdict.evidence["model_fake_logit"], abs=1e-4)
 
     resumed = pipeline.run(kit / "references", out, config=load_config(None, {**TINY, "train.epochs": 2}),
                            progress=False, max_steps=2, resume=True)

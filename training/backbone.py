@@ -144,7 +144,12 @@ class GeM(nn.Module):
 
 
 class EmbeddingNet(nn.Module):
-    """Backbone features → pooling (``"gem"`` or ``"avg"``) → optional projection → L2-normalised vector."""
+    """Backbone features → pooling (``"gem"`` or ``"avg"``) → optional projection → L2-normalised vector.
+
+    With ``fake_head=True`` a linear head on the pooled features also gives a logit that the photo
+    shows a fake (:meth:`embed_and_score`); exported as the ONNX output ``fake_logit``, it becomes one
+    more piece of evidence for the checker. ``forward`` returns the embedding alone.
+    """
 
     def __init__(
         self,
@@ -152,6 +157,7 @@ class EmbeddingNet(nn.Module):
         pooling: str = "gem",
         gem_p: float = 3.0,
         projection_dim: int | None = None,
+        fake_head: bool = False,
     ):
         super().__init__()
         if pooling not in ("gem", "avg"):
@@ -160,14 +166,32 @@ class EmbeddingNet(nn.Module):
         self.pooling = pooling
         self.pool: nn.Module = GeM(gem_p) if pooling == "gem" else nn.AdaptiveAvgPool2d(1)
         self.projection = nn.Linear(FEATURE_DIM, projection_dim) if projection_dim else None
+        self.fake_head = nn.Linear(FEATURE_DIM, 1) if fake_head else None
 
     @property
     def embedding_dim(self) -> int:
         return self.projection.out_features if self.projection is not None else FEATURE_DIM
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def embed_and_score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(L2-normalised embeddings (n, dim), fake logits (n,) or None without a head)."""
         pooled = self.pool(self.backbone.forward_features(x)).flatten(1)
+        logit = self.fake_head(pooled)[:, 0] if self.fake_head is not None else None
         if self.projection is not None:
             pooled = self.projection(pooled)
         # Broadcast division rather than F.normalize, whose expand_as defeats onnxruntime's shape inference.
-        return pooled / pooled.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return pooled / pooled.norm(dim=1, keepdim=True).clamp_min(1e-12), logit
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embed_and_score(x)[0]
+
+
+class ExportNet(nn.Module):
+    """What goes into ONNX: the embedding, and the fake logit when the model has a head."""
+
+    def __init__(self, model: EmbeddingNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        embedding, logit = self.model.embed_and_score(x)
+        return embedding if logit is None else (embedding, logit)

@@ -16,19 +16,22 @@ class ModelConfig:
     pooling: str = "gem"
     projection_dim: int = 256
     freeze_blocks: int = 6
+    fake_head: bool = True
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 20
+    epochs: int = 15
+    steps_per_epoch: int = 40
     batch_size: int = 32
     m_per_class: int = 4
     lr: float = 1e-3
     backbone_lr: float = 3e-4
     weight_decay: float = 1e-4
     temperature: float = 0.1
+    bce_weight: float = 1.0
     time_budget_minutes: float = 15.0
-    patience: int = 4
+    patience: int = 5
     threads: int = 0
     workers: int = 0
 

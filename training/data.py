@@ -192,8 +192,11 @@ def _split(photos: list[TrainingPhoto], fraction: float, seed: int) -> tuple[lis
 # -- item cut-outs ------------------------------------------------------------------------------------
 
 
-def item_mask(image: Image.Image) -> Image.Image | None:
-    """The item's mask ("L", 255 = item) when the backdrop can be told from it, else None."""
+def item_mask(image: Image.Image, *, fill_holes: bool = True) -> Image.Image | None:
+    """The item's mask ("L", 255 = item) when the backdrop can be told from it, else None.
+
+    ``fill_holes=False`` keeps backdrop seen through the item (inside a handle) out of the mask.
+    """
     small = image.copy()
     small.thumbnail((_MASK_SIDE, _MASK_SIDE), Image.Resampling.BILINEAR)
     pixels = np.asarray(small.filter(ImageFilter.GaussianBlur(1)), dtype=np.float32)
@@ -223,7 +226,8 @@ def item_mask(image: Image.Image) -> Image.Image | None:
         return None
     sizes = ndimage.sum(fg, labels, range(1, count + 1))
     fg = labels == (1 + int(np.argmax(sizes)))
-    fg = ndimage.binary_fill_holes(fg)
+    if fill_holes:
+        fg = ndimage.binary_fill_holes(fg)
     area = fg.mean()
     ys, xs = np.nonzero(fg)
     touches = (ys.min() == 0) + (ys.max() == h - 1) + (xs.min() == 0) + (xs.max() == w - 1)
@@ -390,10 +394,10 @@ def listing_like(photos: Sequence[TrainingPhoto], backgrounds: BackgroundSource,
 
 
 def per_class_batches(classes: Sequence[tuple[str, str]], labels: Sequence[int], batch_size: int, m_per_class: int,
-                      rng: random.Random) -> list[list[int]]:
+                      rng: random.Random, steps: int = 0) -> list[list[int]]:
     """Index batches of whole products: both classes (genuine, fake) of ``batch_size // (2 m)`` products,
     ``m_per_class`` photos each, so every batch holds the hard negatives (genuine vs fake of one product).
-    An epoch covers about as many photos as there are."""
+    ``steps`` batches, or (0) about as many photos as there are."""
     by_class: dict[int, list[int]] = defaultdict(list)
     for i, label in enumerate(labels):
         by_class[label].append(i)
@@ -403,7 +407,7 @@ def per_class_batches(classes: Sequence[tuple[str, str]], labels: Sequence[int],
     products = sorted(by_product)
     per_batch = max(1, batch_size // (2 * m_per_class))
     batches = []
-    for _ in range(max(1, math.ceil(len(labels) / batch_size))):
+    for _ in range(steps or max(1, math.ceil(len(labels) / batch_size))):
         batch = []
         for product in rng.sample(products, min(per_batch, len(products))):
             for c in by_product[product]:

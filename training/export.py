@@ -32,13 +32,14 @@ from authvision.preprocess import preprocess
 from authvision.sample_photos import CALIBRATION_PHOTOS, HOLDOUT_PHOTOS, sample_photo
 
 from .augment import listing_augmentation
-from .backbone import EmbeddingNet, lite0_pretrained
+from .backbone import EmbeddingNet, ExportNet, lite0_pretrained
 
 log = logging.getLogger(__name__)
 
 OPSET = 18
 INPUT_NAME = "pixels"
 OUTPUT_NAME = "embedding"
+SCORE_OUTPUT_NAME = "fake_logit"
 FP32_FILENAME = "model_fp32.onnx"
 INT8_FILENAME = "model_int8.onnx"
 GATE_MEDIAN = 0.99
@@ -61,17 +62,18 @@ class GateResult:
         return self.median >= GATE_MEDIAN and self.minimum >= GATE_MIN
 
 
-def export_fp32(model: torch.nn.Module, path: Path, config: PreprocessConfig) -> Path:
-    """Single-file ONNX with a dynamic batch axis."""
+def export_fp32(model: EmbeddingNet, path: Path, config: PreprocessConfig) -> Path:
+    """Single-file ONNX with a dynamic batch axis: ``embedding``, plus ``fake_logit`` for a model with a head."""
     model = model.eval()
     dummy = torch.zeros(2, 3, config.input_size, config.input_size)
     batch = torch.export.Dim("batch", min=1, max=4096)
+    outputs = [OUTPUT_NAME] + ([SCORE_OUTPUT_NAME] if getattr(model, "fake_head", None) is not None else [])
     program = torch.onnx.export(
-        model,
+        ExportNet(model).eval(),
         (dummy,),
         dynamo=True,
         input_names=[INPUT_NAME],
-        output_names=[OUTPUT_NAME],
+        output_names=outputs,
         opset_version=OPSET,
         dynamic_shapes={"x": {0: batch}},
         external_data=False,
@@ -253,6 +255,7 @@ def export_model(
         files=files,
         input_name=INPUT_NAME,
         output_name=OUTPUT_NAME,
+        score_output_name=SCORE_OUTPUT_NAME if model.fake_head is not None else None,
         provenance={
             **provenance,
             "export_command": " ".join(shlex.quote(a) for a in ["python", "-m", "authvision_train.export", *sys.argv[1:]])

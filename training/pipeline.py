@@ -32,6 +32,7 @@ import torch
 
 import authvision
 import authvision.errors
+from authvision.calibration import MIN_PER_CLASS
 from authvision.checker import AuthenticityChecker
 from authvision.datasets import LabelledPhoto, read_photo_csv, read_photo_set
 from authvision.embedder import Embedder
@@ -97,7 +98,8 @@ def run(
     precision = "int8" if "int8" in manifest.files else "fp32"
 
     retrained = AuthenticityChecker(Embedder.load(out, precision=precision))
-    checker_report = _index_and_calibrate(retrained, prepared, validation_images)
+    calibration = calibration_set(listings, validation_images)
+    checker_report = _index_and_calibrate(retrained, prepared, calibration)
     retrained.save(out / "checker")
 
     metrics: dict[str, Any] = {
@@ -110,10 +112,10 @@ def run(
             "history": result.history,
         },
         "export": {"files": {k: v.filename for k, v in manifest.files.items()}, "quantization": manifest.quantization},
-        "checker_calibration": checker_report.to_dict(),
+        "checker_calibration": {**checker_report.to_dict(), "data": calibration.description},
     }
     if listings is not None:
-        metrics["evaluation"] = _before_after(Path(listings), out, retrained, prepared, validation_images)
+        metrics["evaluation"] = _before_after(Path(listings), out, retrained, prepared, calibration)
     metrics["seconds_total"] = round(time.perf_counter() - start, 1)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default) + "\n", encoding="utf-8")
     (out / "README.md").write_text(model_card(run_info, metrics, manifest.to_dict()), encoding="utf-8")
@@ -178,12 +180,41 @@ def export_checkpoint(model_dir: str | Path, *, int8: bool = True):
     return export_trained(model, model_dir, config, run_info["data"], prepared, backgrounds, validation_images)
 
 
-def _index_and_calibrate(checker: AuthenticityChecker, prepared, validation_images):
-    """Index the training photos, calibrate on the listing-styled validation photos, then index those too."""
-    for part in (prepared.train,):
-        _add(checker, part)
-    report = checker.calibrate([image for image, _ in validation_images], [photo.label for _, photo in validation_images])
-    _add(checker, prepared.validation)
+@dataclass(frozen=True)
+class CalibrationSet:
+    """What the checker is calibrated on (see :func:`calibration_set`)."""
+
+    photos: list[Any]
+    labels: list[str]
+    description: str
+    uses_validation_photos: bool
+
+
+def calibration_set(listings: str | Path | None, validation_images) -> CalibrationSet:
+    """The labelled listings held out for calibration when there are any (they look like what the
+    checker will see), else the listing-styled validation photos of the brand (seized-fake photos differ
+    from listings in more than the item, so this calibration is only a stand-in; the model card says so)."""
+    if listings is not None:
+        rows = [row for row in read_photo_csv(listings) if row.extra.get("split") == "calibration"]
+        labels = [row.label for row in rows]
+        if min(labels.count("genuine"), labels.count("fake")) >= MIN_PER_CLASS:
+            return CalibrationSet([row.path for row in rows], labels, f"{len(rows)} calibration listings of {listings}", False)
+        LOG.warning("%s has too few calibration listings (need %d genuine and %d fake): calibrating on validation photos",
+                    listings, MIN_PER_CLASS, MIN_PER_CLASS)
+    return CalibrationSet([image for image, _ in validation_images], [photo.label for _, photo in validation_images],
+                          f"{len(validation_images)} listing-styled validation photos of the brand", True)
+
+
+def _index_and_calibrate(checker: AuthenticityChecker, prepared, calibration: CalibrationSet):
+    """Index the brand's photos and calibrate. Validation photos are indexed after calibrating when the
+    calibration uses them, so that a photo is never calibrated against itself."""
+    if calibration.uses_validation_photos:
+        _add(checker, prepared.train)
+        report = checker.calibrate(calibration.photos, calibration.labels)
+        _add(checker, prepared.validation)
+    else:
+        _add(checker, prepared.train + prepared.validation)
+        report = checker.calibrate(calibration.photos, calibration.labels)
     return report
 
 
@@ -194,12 +225,12 @@ def _add(checker: AuthenticityChecker, photos) -> None:
                                product=[p.product for p in chunk], brand=[p.source.brand for p in chunk], on_error="skip")
 
 
-def _before_after(listings_csv: Path, out: Path, retrained: AuthenticityChecker, prepared, validation_images) -> dict[str, Any]:
+def _before_after(listings_csv: Path, out: Path, retrained: AuthenticityChecker, prepared, calibration) -> dict[str, Any]:
     """The shipped default model and the retrained one, indexed and calibrated alike, on the test listings."""
     rows = read_photo_csv(listings_csv)
     test = [row for row in rows if row.extra.get("split", "test") == "test"]
     default = AuthenticityChecker(Embedder.load())
-    _index_and_calibrate(default, prepared, validation_images)
+    _index_and_calibrate(default, prepared, calibration)
     results: dict[str, EvaluationResult] = {}
     for name, checker in (("before", default), ("after", retrained)):
         results[name] = evaluate(checker, test)
@@ -327,8 +358,8 @@ def model_card(run_info: dict[str, Any], metrics: dict[str, Any], manifest: dict
                       f"on {gate['holdout_set']}."]
     cal = metrics["checker_calibration"]
     lines += ["", "## Checker", "",
-              f"`checker/` indexes every brand photo; calibrated on {cal['genuine']} genuine and {cal['fake']} fake "
-              f"listing-styled validation photos: out-of-fold ECE {cal['ece']:.3f}, ROC-AUC {cal['roc_auc']:.3f}."]
+              f"`checker/` indexes every brand photo; calibrated on {cal['data']} ({cal['genuine']} genuine, "
+              f"{cal['fake']} fake, {cal['unknown']} unknown): out-of-fold ECE {cal['ece']:.3f}, ROC-AUC {cal['roc_auc']:.3f}."]
     evaluation = metrics.get("evaluation")
     if evaluation:
         b, a = evaluation["before"], evaluation["after"]
@@ -348,8 +379,8 @@ def model_card(run_info: dict[str, Any], metrics: dict[str, Any], manifest: dict
         "",
         "- Trained on the fakes this brand has seized: counterfeits from factories with other defects may score as genuine.",
         "- Few photos per product: validation figures are noisy; check them on listings before relying on them.",
-        "- Calibrated on listing-styled validation photos, not on real listings; recalibrate "
-        "(`authvision calibrate CHECKER listings.csv`) once labelled listings exist.",
+        "- Without labelled listings (`--listings`), the checker is calibrated on listing-styled validation photos "
+        "of the brand, a stand-in: recalibrate (`authvision calibrate CHECKER listings.csv`) once labelled listings exist.",
         "",
         f"_authvision {run_info['versions']['authvision']}, torch {run_info['versions']['torch']}; command: `{run_info['command']}`_",
         "",

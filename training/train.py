@@ -35,7 +35,7 @@ from authvision.embedder import available_cpus
 from authvision.evaluation import detection_metrics
 from authvision.manifest import PreprocessConfig
 
-from .backbone import EmbeddingNet, lite0_pretrained
+from .backbone import EmbeddingNet, ExportNet, lite0_pretrained
 from .config import RunConfig
 from .data import ListingStyle, PasteOnBackground, PhotoDataset, PreparedData, TrainingPhoto, per_class_batches
 from .transforms import eval_transform
@@ -63,7 +63,8 @@ def preprocess_config(config: RunConfig) -> PreprocessConfig:
 
 def build_model(config: RunConfig) -> EmbeddingNet:
     model = EmbeddingNet(
-        lite0_pretrained(), pooling=config.model.pooling, projection_dim=config.model.projection_dim or None
+        lite0_pretrained(), pooling=config.model.pooling, projection_dim=config.model.projection_dim or None,
+        fake_head=config.model.fake_head,
     )
     freeze(model, config.model.freeze_blocks)
     return model
@@ -79,11 +80,11 @@ def freeze(model: EmbeddingNet, blocks: int) -> None:
     model._frozen = frozen  # type: ignore[attr-defined]
 
 
-def set_train_mode(model: nn.Module) -> None:
-    """Training mode except for frozen modules, whose BatchNorm must keep its ImageNet statistics."""
-    model.train()
-    inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-    for module in getattr(inner, "_frozen", []):
+def set_train_mode(net: nn.Module, model: EmbeddingNet) -> None:
+    """Training mode for ``net`` (``model`` or a wrapper of it) except for ``model``'s frozen modules,
+    whose BatchNorm must keep its ImageNet statistics."""
+    net.train()
+    for module in getattr(model, "_frozen", []):
         module.eval()
 
 
@@ -97,10 +98,18 @@ def _optimizer(model: EmbeddingNet, config: RunConfig) -> torch.optim.Optimizer:
 
 
 @torch.inference_mode()
-def embed(model: EmbeddingNet, tensors: Sequence[torch.Tensor], batch_size: int = 64) -> np.ndarray:
+def embed(model: EmbeddingNet, tensors: Sequence[torch.Tensor], batch_size: int = 64) -> tuple[np.ndarray, np.ndarray | None]:
+    """(embeddings, fake logits or None) of preprocessed tensors, in eval mode."""
     model.eval()
-    out = [model(torch.stack(list(tensors[i : i + batch_size]))).numpy() for i in range(0, len(tensors), batch_size)]
-    return np.concatenate(out) if out else np.zeros((0, model.embedding_dim), np.float32)
+    vectors, logits = [], []
+    for i in range(0, len(tensors), batch_size):
+        v, logit = model.embed_and_score(torch.stack(list(tensors[i : i + batch_size])))
+        vectors.append(v.numpy())
+        if logit is not None:
+            logits.append(logit.numpy())
+    if not vectors:
+        return np.zeros((0, model.embedding_dim), np.float32), None
+    return np.concatenate(vectors), (np.concatenate(logits) if logits else None)
 
 
 def knn_fake_scores(query: np.ndarray, reference: np.ndarray, ref_products: Sequence[str], ref_labels: Sequence[str],
@@ -137,13 +146,27 @@ class Validator:
         self.query_products = [product for _, _, product in queries]
 
     def __call__(self, model: EmbeddingNet) -> dict[str, float | None]:
-        reference = embed(model, self.reference_tensors)
-        query = embed(model, self.query_tensors)
-        scores = knn_fake_scores(query, reference, self.reference_products, self.reference_labels)
-        metrics = detection_metrics([t == "fake" for t in self.query_truth], scores)
+        """``roc_auc`` decides the best epoch: the fake head's when the model has one (on listings it
+        separates far better than neighbour distances, see RESEARCH.md), else the neighbours'."""
+        reference, _ = embed(model, self.reference_tensors)
+        query, logits = embed(model, self.query_tensors)
+        is_fake = [t == "fake" for t in self.query_truth]
+        knn = detection_metrics(is_fake, knn_fake_scores(query, reference, self.reference_products, self.reference_labels))
+        head = detection_metrics(is_fake, logits) if logits is not None else None
         top1 = query @ reference.T
         hit = np.array(self.reference_products)[top1.argmax(1)] == np.array(self.query_products)
-        return {"roc_auc": metrics["roc_auc"], "pr_auc": metrics["pr_auc"], "product_top1": float(hit.mean())}
+        return {
+            "roc_auc": (head or knn)["roc_auc"],
+            "knn_roc_auc": knn["roc_auc"],
+            "head_roc_auc": None if head is None else head["roc_auc"],
+            "product_top1": float(hit.mean()),
+        }
+
+
+def _forward(net: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(embeddings, fake logits or None) through the module's own forward, so DDP's hooks see both."""
+    out = net(images)
+    return out if isinstance(out, tuple) else (out, None)
 
 
 def _distributed() -> tuple[int, int]:
@@ -205,9 +228,9 @@ def train(
         start_epoch, elapsed_before = state["epoch"] + 1, state["seconds"]
         _restore_rng(state["rng"][min(rank, len(state["rng"]) - 1)], python_rng)
         LOG.info("resumed after epoch %d (best ROC-AUC %.4f at epoch %d)", state["epoch"], best_auc, best_epoch)
-    net: nn.Module = model
+    net: nn.Module = ExportNet(model)  # forward gives the embedding and, with a head, the fake logit
     if world > 1:
-        net = nn.parallel.DistributedDataParallel(model)
+        net = nn.parallel.DistributedDataParallel(net)
 
     to_tensor = eval_transform(preprocess_config(config))
     dataset = PhotoDataset(
@@ -223,8 +246,9 @@ def train(
     epoch_seconds: list[float] = []
     for epoch in range(start_epoch, epochs):
         epoch_start = time.perf_counter()
-        set_train_mode(net)
-        batches = per_class_batches(data.classes, labels, config.train.batch_size, config.train.m_per_class, python_rng)
+        set_train_mode(net, model)
+        batches = per_class_batches(data.classes, labels, config.train.batch_size, config.train.m_per_class, python_rng,
+                                    steps=config.train.steps_per_epoch * world)
         if world > 1:  # every rank must run the same number of steps, or DDP's all-reduce waits forever
             per_rank = max(1, len(batches) // world)
             batches = [batches[(rank + world * i) % len(batches)] for i in range(per_rank)]
@@ -232,8 +256,11 @@ def train(
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress or rank != 0, leave=False)
         for batch in bar:
             images, targets = zip(*(dataset[i] for i in batch))
-            embeddings = net(torch.stack(images))
+            embeddings, logits = _forward(net, torch.stack(images))
             loss = loss_fn(embeddings, torch.tensor(targets))
+            if logits is not None:
+                is_fake = torch.tensor([float(data.classes[t][1] == "fake") for t in targets])
+                loss = loss + config.train.bce_weight * nn.functional.binary_cross_entropy_with_logits(logits, is_fake)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

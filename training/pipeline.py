@@ -392,3 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # python -m authvision_trai
     from authvision.cli import main as cli_main
 
     return cli_main(["train", *(argv if argv is not None else sys.argv[1:])])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

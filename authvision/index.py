@@ -18,8 +18,8 @@ Index type (``factory``), chosen by size unless given:
 
   Why HNSW (``benchmarks/index_search.py``, 2 cores, product-clustered synthetic vectors): at 1M
   256-d references ``HNSW32,SQ8`` at efSearch 64 gives recall@10 0.962 against exact search at a
-  single-query p50 of 0.57 ms, 528 bytes per reference — the issue's target; IVF needed nprobe 256
-  (5.7 ms) for 0.95. At 1280-d no type tried meets all three targets on this machine: SQ4 codes
+  single-query p50 of 0.23-0.57 ms (quiet vs loaded machine), 528 bytes per reference — the
+  issue's target; IVF needed nprobe 256 (2-5.7 ms) for 0.95. At 1280-d no type tried meets all three targets on this machine: SQ4 codes
   cap recall near 0.95, PCA256 near 0.92, IVF is 5-10× slower at equal recall; ``HNSW32,SQ6``
   (1.2 KB per reference) is the compromise, see the benchmark table.
 * an explicit ``faiss.index_factory`` string: ``"Flat"`` stays exact forever; an IVF family string
@@ -100,7 +100,7 @@ EXACT_MAX_REFS = 20_000
 
 DEFAULT_EF_SEARCH = 64
 """HNSW ``efSearch`` when :class:`SearchParams` gives none. At 1M references it gave recall@10 0.962
-(256-d, SQ8, 0.57 ms) and 0.947 (1280-d, SQ6, 1.0 ms); ``SearchParams(ef_search=128)`` buys
+(256-d, SQ8, 0.23-0.57 ms) and 0.947 (1280-d, SQ6, 1.0 ms); ``SearchParams(ef_search=128)`` buys
 0.98 / 0.97 for about twice the time (benchmarks/index_search.py)."""
 
 DEFAULT_NPROBE = 32

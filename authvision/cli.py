@@ -196,6 +196,10 @@ class _ScanProgress:
 # -- demo / evaluate / brandkit ------------------------------------------------------------------
 
 
+def _families(text: str | None) -> tuple[str, ...]:
+    return tuple(f.strip() for f in (text or "").split(",") if f.strip())
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .brandkit import KitConfig
     from .demo import run_demo
@@ -212,7 +216,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if done >= total:
             bar.close()
 
-    config = KitConfig(listings=args.listings)
+    config = KitConfig(listings=args.listings, heldout_families=_families(args.heldout_families))
     result = run_demo(args.out, seed=args.seed, config=config, model=args.model, workers=args.workers,
                       progress=progress, real_photos=not args.no_real_photos)
     d, c = result.summary["detection"], result.summary["catalogue"]
@@ -253,7 +257,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_brandkit(args: argparse.Namespace) -> int:
     from .brandkit import KitConfig, generate_kit
 
-    families = tuple(f for f in (args.heldout_families or "").split(",") if f)
+    families = _families(args.heldout_families)
     summary = generate_kit(args.out, seed=args.seed, config=KitConfig(listings=args.listings, heldout_families=families),
                            workers=args.workers)
     _print_json({"kit": str(args.out), "references": str(summary.references_dir), "listings": str(summary.listings_csv)})
@@ -386,6 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="offline end-to-end demo: brand kit -> checker -> scan -> report")
     demo.add_argument("--out", type=Path, default=Path("demo-output"), help="folder for kit/, checker/ and report/")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--heldout-families", default="",
+                      help="comma-separated defect families whose fakes appear only in test listings (leave-one-family-out)")
     demo.add_argument("--listings", type=int, default=400, help="listing photos in the generated kit")
     demo.add_argument("--workers", type=int, default=2, help="processes rendering the kit")
     demo.add_argument("--model", type=Path, default=None, help="model directory (default: the shipped model)")

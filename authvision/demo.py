@@ -115,6 +115,7 @@ def run_demo(
 def _notes(kit: dict[str, Any], report) -> list[str]:
     config = kit.get("config", {})
     families = kit.get("defect_families", {})
+    held = config.get("heldout_families") or []
     return [
         "This demo runs the **shipped default model** (ImageNet EfficientNet-Lite0, not fine-tuned for any "
         "brand): the figures below are what it achieves out of the box, subtle defects included. "
@@ -126,7 +127,10 @@ def _notes(kit: dict[str, Any], report) -> list[str]:
         "(fixed, never tuned to the checker). Defect families (one per counterfeit factory): "
         + "; ".join(f"{family}: {', '.join(types)}" for family, types in families.items())
         + ". Each product's fakes come from several factories, only some of which the brand has seized "
-        "(their fakes are reference photos); the others are *unseen factories*.",
+        "(their fakes are reference photos); the others are *unseen factories*."
+        + (f" **Held out** (leave-one-family-out): every factory of the {', '.join(held)} "
+           "famil(ies) appears only in test listings, never among the references or the calibration listings; "
+           "its row in the per-family table measures generalisation to a kind of defect never sampled." if held else ""),
         "",
         f"Calibrated on {report.genuine} genuine, {report.fake} fake and {report.unknown} unknown calibration listings: "
         f"out-of-fold ECE {report.ece:.3f}, ROC-AUC {report.roc_auc:.3f}; unknown below similarity "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -78,3 +79,27 @@ def test_bad_layouts_are_reported_with_the_folder(tmp_path, capsys):
 def test_entry_point_runs_as_a_module():
     out = subprocess.run([sys.executable, "-m", "authvision", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("authvision ")
+
+
+@pytest.mark.slow
+def test_demo_leaves_a_report_and_holds_out_a_defect_family(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code = main(["--quiet", "demo", "--out", str(out), "--listings", "60", "--no-real-photos",
+                 "--heldout-families", "geometry"])
+    assert code == 0
+    assert str(out / "report" / "report.md") in capsys.readouterr().out
+    report = json.loads((out / "report" / "report.json").read_text())
+    assert {"roc", "reliability", "histogram", "evidence"} <= set(report["plots"])
+    assert all((out / "report" / name).stat().st_size > 1000 for name in report["plots"].values())
+    assert 0.0 <= report["detection"]["roc_auc"] <= 1.0
+    assert "Held out" in (out / "report" / "report.md").read_text()
+    kit = json.loads((out / "kit" / "kit.json").read_text())
+    held = [f for f in kit["factories"] if f["heldout"]]
+    assert held and all(f["family"] == "geometry" and not f["seen"] for f in held)
+    with open(out / "kit" / "references.csv", newline="") as refs:  # held-out fakes never reach the references
+        assert all(row["family"] != "geometry" for row in csv.DictReader(refs))
+
+
+def test_demo_refuses_an_unknown_defect_family(tmp_path, capsys):
+    assert main(["--quiet", "demo", "--out", str(tmp_path / "d"), "--heldout-families", "typo"]) == 2
+    assert "unknown heldout_families" in capsys.readouterr().err

@@ -42,7 +42,7 @@ from PIL import Image
 from . import __version__
 from ._storage import read_manifest, read_verified, resolve_directory, write_directory
 from .calibration import Calibration, CalibrationReport, fit_calibration, uncalibrated
-from .embedder import Embedder, default_model_dir
+from .embedder import Embedder, ModelOutput, default_model_dir
 from .errors import ImageDecodeError, IncompatibleModelError, IndexFormatError
 from .hashing import DUPLICATE_MAX_DISTANCE, perceptual_hashes
 from .imageio import DecodedImage, ImageSource
@@ -306,17 +306,18 @@ class AuthenticityChecker:
         """Verdicts for decoded RGB images (as :meth:`Embedder.decode` gives them), one per image."""
         if not images:
             return []
-        out = self.embedder.run_decoded(images)
-        hashes = np.stack([perceptual_hashes(image) for image in images])
+        out, hashes = self._run_model_and_hash(images)
         return self.verdicts_from_embeddings(out.vectors, hashes, brand=brand, fake_logits=out.fake_logits)
 
     def assess_images(self, images: Sequence[Image.Image], *, brand: str | None = None) -> list[Assessment]:
         """:meth:`assess` for decoded RGB images: embeds and hashes them first."""
         if not images:
             return []
-        out = self.embedder.run_decoded(images)
-        hashes = np.stack([perceptual_hashes(image) for image in images])
+        out, hashes = self._run_model_and_hash(images)
         return self.assess(out.vectors, hashes, brand=brand, fake_logits=out.fake_logits)
+
+    def _run_model_and_hash(self, images: Sequence[Image.Image]) -> tuple[ModelOutput, np.ndarray]:
+        return self.embedder.run_decoded(images), np.stack([perceptual_hashes(image) for image in images])
 
     def verdicts_from_embeddings(
         self, vectors: np.ndarray, hashes: np.ndarray, *, brand: str | None = None, fake_logits: np.ndarray | None = None

@@ -34,6 +34,14 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: Path) -> Path:
+    """Write ``fig`` to ``path`` and free it (pyplot keeps every open figure alive)."""
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def _scored(result: EvaluationResult) -> tuple[np.ndarray, np.ndarray]:
     """(is_fake, fake score) over known-truth listings; unknown verdicts score 0.5."""
     from .evaluation import _fake_score
@@ -70,10 +78,7 @@ def roc_curve_plot(result: EvaluationResult, path: Path) -> Path | None:
     ax.plot([0, 1], [0, 1], ls=":", color="grey")
     ax.set(xlabel="genuine listings flagged (FPR)", ylabel="fakes caught (TPR)", title="Fake detection ROC")
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def reliability_plot(result: EvaluationResult, path: Path) -> Path | None:
@@ -92,10 +97,7 @@ def reliability_plot(result: EvaluationResult, path: Path) -> Path | None:
     ax.set(xlim=(0, 1), ylim=(0, 1.05), xlabel="predicted P(genuine)", ylabel="observed share genuine",
            title=f"Reliability (ECE {ece:.3f})" if ece is not None else "Reliability")
     ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def score_histogram(result: EvaluationResult, path: Path) -> Path | None:
@@ -115,10 +117,7 @@ def score_histogram(result: EvaluationResult, path: Path) -> Path | None:
         ax.axvline(threshold, color="black", ls="--", lw=1, label="decision threshold")
     ax.set(xlabel="authenticity = P(genuine)", ylabel="listings", title="Scores by true class")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def _pick_examples(result: EvaluationResult, examples: int) -> list[int]:
@@ -173,7 +172,4 @@ def evidence_grid(result: EvaluationResult, path: Path, *, examples: int = 8) ->
             if pixels is not None:
                 ax.imshow(pixels)
             ax.set_title(caption, fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)

@@ -215,13 +215,18 @@ def listing_jpeg(
         photo = _composite(photo, item, (x, y), shadow)
         c.update(scale=round(scale, 3), rotation=round(rotation, 2), perspective=round(perspective, 3))
         c["crop"] = round(out, 3)
+    return _as_listing(photo, r, c, banner=0.2)
+
+
+
+def _as_listing(photo: Image.Image, r: np.random.Generator, c: dict[str, Any], *, banner: float) -> tuple[bytes, dict[str, Any]]:
+    """The seller's last steps: a phone's look, a shop template (padding, banner, watermark), JPEG."""
     photo, phone = _phone(photo, r)
     c.update(phone)
-    photo, template = _template(photo, r, pad=0.25, banner=0.2, watermark=0.2)
+    photo, template = _template(photo, r, pad=0.25, banner=banner, watermark=0.2)
     c.update(template)
     c["jpeg"] = int(r.integers(40, 91))
     return _jpeg(photo, c["jpeg"]), c
-
 
 def reuse_jpeg(
     photo: Image.Image, *, rng: np.random.Generator, size: int = PHOTO_SIZE
@@ -465,9 +470,4 @@ def plain_photo_jpeg(
     w, h = _frame(r, size, square=0.3)
     c: dict[str, Any] = {"background": str(r.choice(names)), "frame": f"{w}x{h}"}
     photo = render_background(c["background"], r, (w, h))
-    photo, phone = _phone(photo, r)
-    c.update(phone)
-    photo, template = _template(photo, r, pad=0.25, banner=0.3, watermark=0.2)
-    c.update(template)
-    c["jpeg"] = int(r.integers(40, 91))
-    return _jpeg(photo, c["jpeg"]), c
+    return _as_listing(photo, r, c, banner=0.3)

@@ -150,7 +150,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def cmd_scan(args: argparse.Namespace) -> int:
     from .checker import AuthenticityChecker
-    from .scanner import DEFAULT_BATCH_SIZE, Scanner, default_threads, expand_inputs, scan_to_jsonl
+    from .datasets import expand_inputs
+    from .scanner import DEFAULT_BATCH_SIZE, Scanner, default_threads, scan_to_jsonl
 
     ort_threads, decode_workers = default_threads()  # measured best on 2 cores: 1 ORT thread + 2 decoders
     checker = AuthenticityChecker.load(args.checker, num_threads=args.threads or ort_threads)
@@ -175,7 +176,7 @@ class _ScanProgress:
     """Rows written / inputs, with rate and ETA, on stderr on a terminal; rows found by --resume start it."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from .scanner import expand_inputs
+        from .datasets import expand_inputs
 
         self.enabled = not args.quiet and sys.stderr.isatty()
         self.total = sum(1 for _ in expand_inputs(args.inputs)) if self.enabled else None

@@ -5,6 +5,9 @@ be described by a CSV with a header naming at least ``path`` and ``label`` (opti
 ``brand``, and any other columns, which are kept). Relative paths in a CSV are relative to its folder.
 Both readers check the structure and name the folder or line at fault; they do not decode images
 (that happens, safely, where the photos are used).
+
+:func:`expand_inputs` turns the command line's listing arguments (folders, path lists, CSVs, single
+photos) into ``(id, path)`` pairs for a scan.
 """
 
 from __future__ import annotations
@@ -13,17 +16,29 @@ import csv
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import DatasetError
+from .errors import AuthvisionError, DatasetError
 
-__all__ = ["IMAGE_SUFFIXES", "LabelledPhoto", "list_images", "read_brand_folder", "read_photo_csv", "read_photo_set", "summarise"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "LIST_SUFFIXES",
+    "LabelledPhoto",
+    "expand_inputs",
+    "list_images",
+    "read_brand_folder",
+    "read_photo_csv",
+    "read_photo_set",
+    "summarise",
+]
 
 LOG = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
+"""Suffixes of a text file that lists one listing path per line (:func:`expand_inputs`)."""
 REFERENCE_LABELS = ("genuine", "fake")
 
 
@@ -130,3 +145,60 @@ def summarise(photos: Sequence[LabelledPhoto]) -> dict[str, dict[str, int]]:
     for (product, label), n in sorted(counts.items()):
         out.setdefault(product, {})[label] = n
     return out
+
+
+# -- scan inputs from the command line ---------------------------------------------------------------
+
+
+def expand_inputs(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[str, str]]:
+    """``(id, path)`` for every listing named by ``paths``, lazily, in a repeatable order.
+
+    A folder gives its image files, recursively and sorted (:func:`~authvision.datasets.list_images`);
+    a ``.txt``/``.lst``/``.list`` file one path per line (blank lines and ``#`` comments skipped);
+    a ``.csv`` file one row per listing with a ``path`` column and an optional ``id`` column. Paths
+    in a list are relative to the list's folder; an id defaults to the path as written. Anything else
+    is one listing photo, its path its id.
+    """
+    for entry in paths:
+        path = Path(entry)
+        suffix = path.suffix.lower()
+        if path.is_dir():
+            for image in list_images([path]):
+                yield str(image), str(image)
+        elif suffix in LIST_SUFFIXES:
+            yield from _text_list(path)
+        elif suffix == ".csv":
+            yield from _csv_list(path)
+        else:
+            yield str(path), str(path)
+
+
+def _resolve(listed: str, base: Path) -> str:
+    path = Path(listed)
+    return str(path if path.is_absolute() else base / path)
+
+
+def _text_list(path: Path) -> Iterator[tuple[str, str]]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                listed = line.strip()
+                if listed and not listed.startswith("#"):
+                    yield listed, _resolve(listed, path.parent)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AuthvisionError(f"cannot read the input list {path}: {exc}") from exc
+
+
+def _csv_list(path: Path) -> Iterator[tuple[str, str]]:
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if "path" not in (reader.fieldnames or []):
+                raise AuthvisionError(f"{path}: an input CSV needs a 'path' column (found {reader.fieldnames})")
+            for line, row in enumerate(reader, start=2):
+                listed = (row.get("path") or "").strip()
+                if not listed:
+                    raise AuthvisionError(f"{path}:{line}: empty path")
+                yield (row.get("id") or "").strip() or listed, _resolve(listed, path.parent)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise AuthvisionError(f"cannot read the input list {path}: {exc}") from exc

@@ -5,7 +5,7 @@ batches in a pool of actors (each loads the checker once: one ONNX Runtime sessi
 are the actor's CPUs) and writes the same rows as ``authvision scan``:
 
 * ``output`` ending in ``.jsonl``: the driver appends rows to one file through
-  :class:`~authvision.scanner.ResultJournal` as they stream back, so the file survives ``kill -9``
+  :class:`~authvision.journal.ResultJournal` as they stream back, so the file survives ``kill -9``
   and ``resume=True`` scans only what it lacks (rows arrive in completion order, not input order);
 * any other ``output``: a directory (local, or a URI such as ``s3://bucket/scan/``) that
   ``Dataset.write_json`` fills with JSON-lines files from the workers. Nothing funnels through the
@@ -19,7 +19,7 @@ the listing files at the paths given, or pass a dataset with a ``bytes`` column 
     ray start --address=HEAD:6379                  # on every worker node
     import ray
     from authvision.distributed import scan_with_ray
-    from authvision.scanner import expand_inputs
+    from authvision.datasets import expand_inputs
 
     ray.init(address="auto")                       # the running cluster
     scan_with_ray(expand_inputs(["/shared/listings"]), "/shared/checker", "/shared/scan/", cpus_per_actor=2)
@@ -61,7 +61,8 @@ from typing import Any
 
 import numpy as np
 
-from .scanner import DEFAULT_BATCH_SIZE, ResultJournal, ResumeError, Scanner, ScanSummary, _numbered
+from .journal import ResultJournal, ScanSummary, check_resume, encode_row
+from .scanner import DEFAULT_BATCH_SIZE, Scanner, _numbered
 
 __all__ = ["scan_with_ray"]
 
@@ -96,7 +97,7 @@ class _ScanActor:
         for seq, path, result in zip(seqs, paths, self.scanner.scan(list(zip(ids, sources)))):
             row = result.to_dict()
             row["seq"], row["path"] = int(seq), path
-            rows.append(json.dumps(row, ensure_ascii=False, separators=(",", ":")))
+            rows.append(encode_row(row))
         # One JSON text per row: nested, sometimes-empty fields would give each block its own schema.
         return {"row": np.array(rows, dtype=object)}
 
@@ -140,7 +141,7 @@ def scan_with_ray(
         resume: for a ``.jsonl`` output, finish a scan already in it.
 
     Returns:
-        a :class:`~authvision.scanner.ScanSummary`; for a directory output, counts come from the
+        a :class:`~authvision.journal.ScanSummary`; for a directory output, counts come from the
         written files when they are local, else only ``rows``.
     """
     ray = _ray()
@@ -205,10 +206,7 @@ def _dataset(ray: Any, inputs: Any, journal: ResultJournal | None) -> tuple[Any,
             done, where = journal.done, str(journal.path)
 
             def missing(row: dict[str, Any]) -> bool:
-                match = done.matches(int(row["seq"]), str(row["id"]))
-                if match is False:
-                    raise ResumeError(f"{where} holds a row for input {row['seq']} with a different id than {row['id']!r}")
-                return match is None
+                return not check_resume(done, where, int(row["seq"]), str(row["id"]))
 
             inputs = inputs.filter(missing)
         return inputs, count

@@ -315,6 +315,45 @@ def test_reference_and_listing_photos(products: dict[str, Product]) -> None:
     assert train["background"] in BACKGROUND_POOLS["train"]
 
 
+def test_defect_visibility_is_measured_on_a_genuine_twin_without_changing_the_photo(
+    products: dict[str, Product],
+) -> None:
+    product = products["watch"]
+    factory = make_factories(product, seed=0)[0]
+    for seed in range(4):
+        plain, _ = render_listing(product, factory.defects, rng=np.random.default_rng(seed), size=256)
+        measured, c = render_listing(
+            product, factory.defects, rng=np.random.default_rng(seed), size=256, measure_defects=True
+        )
+        assert plain.tobytes() == measured.tobytes()  # measuring renders a twin, never changes the photo
+        assert 0 < c["defect_pixels_count"] <= c["item_pixels"] and 0.0 < c["defect_pixels"] <= 1.0
+        assert c["defect_pixels"] == pytest.approx(c["defect_pixels_count"] / c["item_pixels"])
+        # the twin of a genuine item is the very same photo: nothing changes
+        _, same = render_listing(product, rng=np.random.default_rng(seed), size=256, measure_defects=True)
+        assert same["defect_pixels_count"] == 0 and same["item_pixels"] > 0
+    # a barely visible defect changes fewer pixels than a severe one of the same kind
+    shares = [
+        render_listing(product, (Defect("spacing", s),), rng=np.random.default_rng(0), size=256, measure_defects=True)[1][
+            "defect_pixels"
+        ]
+        for s in (0.2, 1.0)
+    ]
+    assert shares[0] < shares[1]
+
+
+def test_fake_listings_record_how_many_item_pixels_their_defects_change(listings: Rows) -> None:
+    fakes = [r for r in listings if r["label"] == "fake"]
+    assert any(r["reused_from"] for r in fakes)  # re-used photos of seized fakes are measured too
+    for row in fakes:
+        share, count = float(row["defect_pixels"]), int(row["defect_pixels_count"])
+        assert 0.0 <= share <= 1.0 and count >= 0 and (share > 0) == (count > 0)
+    assert sum(float(r["defect_pixels"]) > 0 for r in fakes) >= 0.9 * len(fakes)
+    colour = [float(r["defect_pixels"]) for r in fakes if r["family"] == "colour"]
+    typography = [float(r["defect_pixels"]) for r in fakes if r["family"] == "typography"]
+    assert colour and typography and min(colour) > max(typography)  # a hue shift repaints the whole item
+    assert all(r["defect_pixels"] == r["defect_pixels_count"] == "" for r in listings if r["label"] != "fake")
+
+
 def test_fonts_ship_inside_the_package() -> None:
     fonts = resources.files("authvision.brandkit").joinpath("fonts")
     assert fonts.joinpath("LICENSE").read_text(encoding="utf-8").count("Bitstream") >= 1

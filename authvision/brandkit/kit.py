@@ -37,8 +37,23 @@ from ._seeding import (
 )
 from .backgrounds import BACKGROUND_POOLS, available_backgrounds
 from .catalog import KINDS, Brand, Product, make_brands, make_products
-from .defects import DEFAULT_SEVERITY_RANGE, DEFECT_FAMILIES, Defect, Factory, make_factories
-from .photos import PHOTO_SIZE, condition_tags, listing_jpeg, plain_photo_jpeg, reference_jpeg, reuse_jpeg
+from .defects import (
+    DEFAULT_SEVERITY_RANGE,
+    DEFECT_FAMILIES,
+    Defect,
+    Factory,
+    make_factories,
+)
+from .photos import (
+    PHOTO_SIZE,
+    _reference,
+    condition_tags,
+    listing_jpeg,
+    plain_photo_jpeg,
+    reference_jpeg,
+    reuse_jpeg,
+    reused_visibility,
+)
 
 __all__ = ["LISTING_COLUMNS", "REFERENCE_COLUMNS", "Kit", "KitConfig", "KitSummary", "generate_kit", "make_kit"]
 
@@ -48,12 +63,17 @@ KIT_FORMAT = 1
 
 LISTING_COLUMNS: tuple[str, ...] = (
     "path", "label", "product", "brand", "kind", "factory", "factory_seen", "family", "defects",
-    "conditions", "background", "reused_from", "split",
+    "conditions", "background", "reused_from", "split", "defect_pixels", "defect_pixels_count",
 )  # fmt: skip
 """Columns of listings.csv. ``label`` is what the photo shows: genuine, fake, or unknown (a product
 with no references at all). ``defects`` is ``type:severity;...``; ``conditions`` is the listing's
 condition tags (:func:`~authvision.brandkit.photos.condition_tags`); ``reused_from`` the reference a
-re-used photo was copied from; ``split`` calibration or test."""
+re-used photo was copied from; ``split`` calibration or test. For a fake, ``defect_pixels`` is the
+share of the item's visible pixels that its defects change in this very photo, and
+``defect_pixels_count`` their number: the genuine twin (the same item without defects, in the same
+photo conditions: background, pose, light, noise, template, JPEG) is rendered alongside and the two
+decoded photos compared (largest channel difference > 8/255, counted inside the item's mask; see
+:func:`~authvision.brandkit.photos.defect_visibility`). Empty for genuine and unknown listings."""
 
 REFERENCE_COLUMNS: tuple[str, ...] = (
     "path", "label", "product", "brand", "kind", "factory", "family", "defects", "background", "conditions",
@@ -223,6 +243,7 @@ class _Job:
     label: str = ""
     factory: Factory | None = None
     source: str = ""  # reference path for "reuse"
+    source_index: tuple[int, ...] = ()  # generator indices of that reference (ROLE_REFERENCE_FAKE for a fake)
 
 
 def _run(job: _Job, seed: int, out_dir: str, size: int) -> dict[str, Any]:
@@ -233,10 +254,18 @@ def _run(job: _Job, seed: int, out_dir: str, size: int) -> dict[str, Any]:
     elif job.kind == "listing":
         assert job.product is not None
         defects = job.factory.defects if job.factory is not None else ()
-        data, info = listing_jpeg(job.product, defects, rng=rng, size=size)
+        data, info = listing_jpeg(job.product, defects, rng=rng, size=size, measure_defects=bool(defects))
     elif job.kind == "reuse":
         with Image.open(os.path.join(out_dir, job.source)) as src:
             data, info = reuse_jpeg(src.convert("RGB"), rng=rng, size=size)
+        if job.label == "fake":  # the seized fake's photo, re-rendered with its genuine twin
+            assert job.product is not None and job.factory is not None
+            ref_rng = generator(seed, ROLE_REFERENCE_FAKE, *job.source_index)
+            source, _, twin = _reference(job.product, "fake", job.factory, rng=ref_rng, size=size, twin=True)
+            with open(os.path.join(out_dir, job.source), "rb") as f:
+                if twin is None or f.read() != source:
+                    raise RuntimeError(f"{job.source} does not re-render identically: cannot measure its defects")
+            info.update(reused_visibility(data, twin, rng=generator(seed, job.role, *job.index), size=size))
     else:
         data, info = plain_photo_jpeg(rng, size=size)
     target = os.path.join(out_dir, job.path)
@@ -355,13 +384,13 @@ def _listing_jobs(kit: Kit, ref_jobs: Sequence[_Job]) -> list[_Job]:
     n_fresh = cfg.listings - n_unknown - n_reused
     n_fake = round(n_fresh * cfg.fake_share)
     products = kit.products
-    specs: list[tuple[str, Product | None, str, Factory | None, str]] = []
+    specs: list[tuple[str, Product | None, str, Factory | None, str, tuple[int, ...]]] = []
     for i in range(n_fresh - n_fake):
-        specs.append(("listing", products[i % len(products)], "genuine", None, ""))
+        specs.append(("listing", products[i % len(products)], "genuine", None, "", ()))
     for i in range(n_fake):
         p = products[i % len(products)]
         factories = kit.factories[p.id]
-        specs.append(("listing", p, "fake", factories[(i // len(products)) % len(factories)], ""))
+        specs.append(("listing", p, "fake", factories[(i // len(products)) % len(factories)], "", ()))
 
     genuine_refs = [j for j in ref_jobs if j.label == "genuine"]
     fake_refs = [j for j in ref_jobs if j.label == "fake"]
@@ -378,19 +407,19 @@ def _listing_jobs(kit: Kit, ref_jobs: Sequence[_Job]) -> list[_Job]:
         picks = rng.choice(len(pool), size=n, replace=n > len(pool)) if n else []
         for k in picks:
             src = pool[int(k)]
-            specs.append(("reuse", src.product, src.label, src.factory, src.path))
+            specs.append(("reuse", src.product, src.label, src.factory, src.path, src.index))
 
     n_plain = round(n_unknown * _PLAIN_PHOTO_SHARE) if kit.unknown_products else n_unknown
     for i in range(n_unknown - n_plain):
-        specs.append(("listing", kit.unknown_products[i % len(kit.unknown_products)], "unknown", None, ""))
-    specs.extend(("plain", None, "unknown", None, "") for _ in range(n_plain))
+        specs.append(("listing", kit.unknown_products[i % len(kit.unknown_products)], "unknown", None, "", ()))
+    specs.extend(("plain", None, "unknown", None, "", ()) for _ in range(n_plain))
 
     order = rng.permutation(len(specs))
     jobs = []
     for i, k in enumerate(order):
-        kind, product, label, factory, source = specs[int(k)]
+        kind, product, label, factory, source, source_index = specs[int(k)]
         path = f"listings/listing-{i:05d}.jpg"
-        jobs.append(_Job(kind, path, ROLE_LISTING, (i,), product, label, factory, source))
+        jobs.append(_Job(kind, path, ROLE_LISTING, (i,), product, label, factory, source, source_index))
     return jobs
 
 
@@ -453,6 +482,8 @@ def _listing_row(
         "background": str(info["background"]),
         "reused_from": job.source,
         "split": split,
+        "defect_pixels": f"{info['defect_pixels']:.6f}" if "defect_pixels" in info else "",
+        "defect_pixels_count": str(info["defect_pixels_count"]) if "defect_pixels_count" in info else "",
     }
 
 

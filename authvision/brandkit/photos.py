@@ -19,13 +19,14 @@ lit alike.
 
 from __future__ import annotations
 
+import copy
 import io
 import math
 from collections.abc import Iterable
 from typing import Any, Literal
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
 from . import _draw
 from ._fonts import font
@@ -44,6 +45,7 @@ __all__ = [
     "BANNER_TEXTS",
     "PHOTO_SIZE",
     "condition_tags",
+    "defect_visibility",
     "render_listing",
     "render_reference",
     "reuse_photo",
@@ -101,13 +103,21 @@ def render_listing(
     rng: np.random.Generator,
     pool: str = "test",
     size: int = PHOTO_SIZE,
+    measure_defects: bool = False,
 ) -> tuple[Image.Image, dict[str, Any]]:
     """A marketplace listing photo of ``product`` (with ``defects`` for a fake).
+
+    Args:
+        measure_defects: also say how many of the item's pixels the defects change in this photo
+            (``defect_pixels``, ``defect_pixels_count``, ``item_pixels``; see
+            :func:`defect_visibility`), rendering the genuine twin alongside; the photo is the same.
 
     Returns:
         The RGB photo and its listing conditions, by name (see :func:`condition_tags`).
     """
-    data, conditions = listing_jpeg(product, tuple(defects), rng=rng, pool=pool, size=size)
+    data, conditions = listing_jpeg(
+        product, tuple(defects), rng=rng, pool=pool, size=size, measure_defects=measure_defects
+    )
     return _decode(data), conditions
 
 
@@ -144,6 +154,21 @@ def reference_jpeg(
     product: Product, label: Label, factory: Factory | None, *, rng: np.random.Generator, size: int = PHOTO_SIZE
 ) -> tuple[bytes, dict[str, Any]]:
     """Like :func:`render_reference`, returning the JPEG file's bytes."""
+    data, info, _ = _reference(product, label, factory, rng=rng, size=size, twin=False)
+    return data, info
+
+
+def _reference(
+    product: Product,
+    label: Label,
+    factory: Factory | None,
+    *,
+    rng: np.random.Generator,
+    size: int,
+    twin: bool,
+) -> tuple[bytes, dict[str, Any], tuple[bytes, Image.Image] | None]:
+    """:func:`reference_jpeg`, and with ``twin`` the genuine twin of a fake: the same photo of the
+    item without its defects (JPEG bytes), and the item mask (``L``, 255 inside) in the photo's frame."""
     if label == "genuine":
         if factory is not None:
             raise ValueError("a genuine reference has no factory; pass factory=None")
@@ -174,19 +199,29 @@ def reference_jpeg(
         lighting, cast, hotspot = r.uniform(0.15, 0.45), r.uniform(-0.06, 0.06), r.uniform(0.0, 0.25)
         noise = r.uniform(0.5, 5.0)
         quality = int(r.integers(75, 91))
-    item = render_item(product, defects, rng=item_rng, size=max(32, round(scale * min(w, h))))
-    item = _pose(item, rotation, perspective, r)
-    x = (w - item.width) / 2 + r.uniform(-0.03, 0.03) * w
-    y = (h - item.height) / 2 + r.uniform(-0.03, 0.03) * h
-    photo = _composite(bg, item, (x, y), shadow)
-    photo = _light(photo, r, lighting, cast, hotspot)
-    if noise > 0:
-        photo = _noise(photo, r, noise)
+    # The twin replays everything after this point from copies of both generators, without defects.
+    forked = (copy.deepcopy(item_rng), copy.deepcopy(r)) if twin else None
+
+    def shoot(item_defects: tuple[Defect, ...], item_rng: np.random.Generator, r: np.random.Generator):
+        item = render_item(product, item_defects, rng=item_rng, size=max(32, round(scale * min(w, h))))
+        item = _pose(item, rotation, perspective, r)
+        x = (w - item.width) / 2 + r.uniform(-0.03, 0.03) * w
+        y = (h - item.height) / 2 + r.uniform(-0.03, 0.03) * h
+        photo = _composite(bg, item, (x, y), shadow)
+        photo = _light(photo, r, lighting, cast, hotspot)
+        if noise > 0:
+            photo = _noise(photo, r, noise)
+        return _jpeg(photo, quality), _frame_mask(item, (x, y), (w, h))
+
+    data, mask = shoot(defects, item_rng, r)
     info.update(
         scale=round(scale, 3), rotation=round(rotation, 2), perspective=round(perspective, 3),
         lighting=round(lighting, 3), noise=round(noise, 2), jpeg=quality,
     )  # fmt: skip
-    return _jpeg(photo, quality), info
+    if forked is None:
+        return data, info, None
+    twin_data, twin_mask = shoot((), *forked)
+    return data, info, (twin_data, ImageChops.lighter(mask, twin_mask))
 
 
 def listing_jpeg(
@@ -196,8 +231,14 @@ def listing_jpeg(
     rng: np.random.Generator,
     pool: str = "test",
     size: int = PHOTO_SIZE,
+    measure_defects: bool = False,
 ) -> tuple[bytes, dict[str, Any]]:
-    """Like :func:`render_listing`, returning JPEG bytes; ``product=None`` photographs no item."""
+    """Like :func:`render_listing`, returning JPEG bytes; ``product=None`` photographs no item.
+
+    ``measure_defects``: also render the genuine twin (the same photo without ``defects``) and record
+    how many of the item's pixels the defects change (:func:`defect_visibility`) in the conditions.
+    The photo is the same either way.
+    """
     item_rng, r = rng.spawn(2)
     backgrounds = available_backgrounds(pool)
     w, h = _frame(r, size, square=0.3)
@@ -208,35 +249,97 @@ def listing_jpeg(
     perspective = r.uniform(0.02, 0.1) if r.uniform() < 0.5 else 0.0
     crop = r.uniform(0.1, 0.3) if r.uniform() < 0.12 else 0.0
     shadow = _shadow(r, size, (0.2, 0.45), (0.008, 0.025), 0.015)
-    if product is not None:
-        item = render_item(product, defects, rng=item_rng, size=max(32, round(scale * min(w, h))))
+    if product is None:
+        data, c, _ = _as_listing(photo, r, c, banner=0.2)
+        return data, c
+    # The twin replays everything after this point from copies of both generators, without defects.
+    forked = (copy.deepcopy(item_rng), copy.deepcopy(r), dict(c)) if measure_defects else None
+
+    def shoot(item_defects, item_rng, r, c, fake_mask=None):
+        item = render_item(product, item_defects, rng=item_rng, size=max(32, round(scale * min(w, h))))
         item = _pose(item, rotation, perspective, r)
         x, y, out = _place(r, item.size, (w, h), crop)
-        photo = _composite(photo, item, (x, y), shadow)
+        shot = _composite(photo, item, (x, y), shadow)
         c.update(scale=round(scale, 3), rotation=round(rotation, 2), perspective=round(perspective, 3))
         c["crop"] = round(out, 3)
-    return _as_listing(photo, r, c, banner=0.2)
+        mask = None if forked is None else _frame_mask(item, (x, y), (w, h))
+        if fake_mask is not None:  # the twin: the item's pixels are those of either
+            mask = ImageChops.lighter(mask, fake_mask)
+            data, _, mask = _as_listing(shot, r, c, banner=0.2, mask=mask)
+            return data, c, mask
+        data, c, _ = _as_listing(shot, r, c, banner=0.2)
+        return data, c, mask
+
+    data, c, fake_mask = shoot(tuple(defects), item_rng, r, c)
+    if forked is not None:
+        twin_data, twin_c, mask = shoot((), *forked, fake_mask=fake_mask)
+        if twin_c != c:  # the twin must be the same photo in every condition
+            raise RuntimeError(f"genuine twin drew other conditions: {twin_c} != {c}")
+        c.update(defect_visibility(data, twin_data, mask))
+    return data, c
 
 
-
-def _as_listing(photo: Image.Image, r: np.random.Generator, c: dict[str, Any], *, banner: float) -> tuple[bytes, dict[str, Any]]:
-    """The seller's last steps: a phone's look, a shop template (padding, banner, watermark), JPEG."""
+def _as_listing(
+    photo: Image.Image, r: np.random.Generator, c: dict[str, Any], *, banner: float, mask: Image.Image | None = None
+) -> tuple[bytes, dict[str, Any], Image.Image | None]:
+    """The seller's last steps: a phone's look, a shop template (padding, banner, watermark), JPEG.
+    An item ``mask`` in the photo's frame comes back in the listing's frame."""
     photo, phone = _phone(photo, r)
     c.update(phone)
-    photo, template = _template(photo, r, pad=0.25, banner=banner, watermark=0.2)
+    photo, template, mask = _template(photo, r, pad=0.25, banner=banner, watermark=0.2, mask=mask)
     c.update(template)
     c["jpeg"] = int(r.integers(40, 91))
-    return _jpeg(photo, c["jpeg"]), c
+    return _jpeg(photo, c["jpeg"]), c, mask
+
+
+def defect_visibility(fake: bytes, twin: bytes, mask: Image.Image, *, threshold: int = 8) -> dict[str, Any]:
+    """How many item pixels a fake's defects change: pixels inside ``mask`` (``L``, > 127 inside)
+    whose largest channel difference between the decoded ``fake`` and its genuine ``twin`` (both JPEG
+    bytes of the same size) exceeds ``threshold`` (of 255).
+
+    Returns:
+        ``defect_pixels`` (share of the item's visible pixels), ``defect_pixels_count`` and
+        ``item_pixels``.
+    """
+    a = np.asarray(_decode(fake), np.int16)
+    b = np.asarray(_decode(twin), np.int16)
+    if a.shape != b.shape or a.shape[:2] != (mask.height, mask.width):
+        raise ValueError(f"fake {a.shape}, twin {b.shape} and mask {mask.size} differ in size")
+    inside = np.asarray(mask) > 127
+    changed = int((np.abs(a - b).max(axis=2) > threshold)[inside].sum())
+    total = int(inside.sum())
+    return {
+        "defect_pixels": changed / total if total else 0.0,
+        "defect_pixels_count": changed,
+        "item_pixels": total,
+    }
+
+
+def _frame_mask(item: Image.Image, pos: tuple[float, float], frame: tuple[int, int]) -> Image.Image:
+    """The item's pixels (alpha > 127) where :func:`_composite` pastes it, in a frame of size ``frame``."""
+    mask = Image.new("L", frame, 0)
+    mask.paste(item.getchannel("A").point(lambda v: 255 if v > 127 else 0), (round(pos[0]), round(pos[1])))
+    return mask
+
 
 def reuse_jpeg(
     photo: Image.Image, *, rng: np.random.Generator, size: int = PHOTO_SIZE
 ) -> tuple[bytes, dict[str, Any]]:
     """Like :func:`reuse_photo`, returning JPEG bytes."""
+    data, c, _ = _reuse(photo, rng=rng, size=size)
+    return data, c
+
+
+def _reuse(
+    photo: Image.Image, *, rng: np.random.Generator, size: int, mask: Image.Image | None = None
+) -> tuple[bytes, dict[str, Any], Image.Image | None]:
+    """:func:`reuse_jpeg`; an item ``mask`` in ``photo``'s frame comes back in the copy's frame."""
     r = rng.spawn(1)[0]
     img = photo.convert("RGB")
     c: dict[str, Any] = {"reused": True, "mirror": bool(r.uniform() < 0.35)}
     if c["mirror"]:
         img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        mask = None if mask is None else mask.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     cuts = r.uniform(0.0, 0.07, 4) if r.uniform() < 0.45 else np.zeros(4)
     c["crop"] = round(float(cuts.max()), 3)
     box = (cuts[0] * img.width, cuts[1] * img.height, (1 - cuts[2]) * img.width, (1 - cuts[3]) * img.height)
@@ -246,10 +349,23 @@ def reuse_jpeg(
     f = min(size, max(img.size)) * resize / max(bw, bh)
     new_size = (max(1, round(bw * f)), max(1, round(bh * f)))
     img = img.resize(new_size, Image.Resampling.BICUBIC, box=box, reducing_gap=2.0)
-    img, template = _template(img, r, pad=0.3, banner=0.3, watermark=0.25)
+    if mask is not None:
+        mask = mask.resize(new_size, Image.Resampling.BILINEAR, box=box).point(lambda v: 255 if v > 127 else 0)
+    img, template, mask = _template(img, r, pad=0.3, banner=0.3, watermark=0.25, mask=mask)
     c.update(template)
     c["jpeg"] = int(r.integers(50, 91))
-    return _jpeg(img, c["jpeg"]), c
+    return _jpeg(img, c["jpeg"]), c, mask
+
+
+def reused_visibility(
+    fake: bytes, twin_source: tuple[bytes, Image.Image], *, rng: np.random.Generator, size: int = PHOTO_SIZE
+) -> dict[str, Any]:
+    """:func:`defect_visibility` of a re-used copy (``fake``, from :func:`reuse_jpeg` with a generator
+    equal to ``rng``) of a fake reference, given its genuine twin and item mask (``twin_source``)."""
+    twin_bytes, mask = twin_source
+    twin, _, mask = _reuse(_decode(twin_bytes), rng=rng, size=size, mask=mask)
+    assert mask is not None
+    return defect_visibility(fake, twin, mask)
 
 
 # --- photo building blocks -----------------------------------------------------------------------
@@ -379,7 +495,7 @@ def _light(img: Image.Image, rng: np.random.Generator, strength: float, cast: fl
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
 
 
-def _smooth_field(w: int, h: int, f) -> np.ndarray:  # noqa: ANN001 - f(u, v) on [0, 1] grids
+def _smooth_field(w: int, h: int, f) -> np.ndarray:
     """``f`` evaluated on a coarse grid and upsampled: lighting varies slowly, so this is exact enough."""
     gw, gh = max(2, w // 16), max(2, h // 16)
     v, u = np.mgrid[0 : 1 : gh * 1j, 0 : 1 : gw * 1j].astype(np.float32)
@@ -413,15 +529,26 @@ def _phone(photo: Image.Image, r: np.random.Generator) -> tuple[Image.Image, dic
 
 
 def _template(
-    img: Image.Image, r: np.random.Generator, *, pad: float, banner: float, watermark: float
-) -> tuple[Image.Image, dict[str, Any]]:
-    """Marketplace template edits: white padding to a square, a promotional banner, a watermark."""
+    img: Image.Image,
+    r: np.random.Generator,
+    *,
+    pad: float,
+    banner: float,
+    watermark: float,
+    mask: Image.Image | None = None,
+) -> tuple[Image.Image, dict[str, Any], Image.Image | None]:
+    """Marketplace template edits: white padding to a square, a promotional banner, a watermark.
+    An item ``mask`` follows the padding and loses what the banner covers."""
     do_pad, do_banner, do_mark = r.uniform(size=3) < (pad, banner, watermark)
     c: dict[str, Any] = {"pad_square": False, "banner": None, "watermark": None}
     if do_pad and img.width != img.height:
         side = max(img.size)
         canvas = Image.new("RGB", (side, side), (255, 255, 255))
         canvas.paste(img, ((side - img.width) // 2, (side - img.height) // 2))
+        if mask is not None:
+            square = Image.new("L", (side, side), 0)
+            square.paste(mask, ((side - img.width) // 2, (side - img.height) // 2))
+            mask = square
         img, c["pad_square"] = canvas, True
     if do_banner:
         img = img.copy()
@@ -431,6 +558,9 @@ def _template(
         top = 0 if r.uniform() < 0.5 else img.height - bh
         draw = ImageDraw.Draw(img)
         draw.rectangle((0, top, img.width, top + bh), fill=colour)
+        if mask is not None:
+            mask = mask.copy()
+            ImageDraw.Draw(mask).rectangle((0, top, img.width, top + bh), fill=0)
         ink = (20, 20, 20) if _draw.luminance(colour) > 0.6 else (255, 255, 255)
         f = font("sans-bold", max(8, round(bh * 0.55)))
         while f.getlength(text) > 0.92 * img.width and f.size > 8:
@@ -441,7 +571,7 @@ def _template(
         handle = "@" + "".join(r.choice(_HANDLE_PARTS, size=2)) + str(int(r.integers(1, 999)))
         img = _watermark(img, handle, r)
         c["watermark"] = handle
-    return img, c
+    return img, c, mask
 
 
 def _watermark(img: Image.Image, text: str, r: np.random.Generator) -> Image.Image:
@@ -470,4 +600,5 @@ def plain_photo_jpeg(
     w, h = _frame(r, size, square=0.3)
     c: dict[str, Any] = {"background": str(r.choice(names)), "frame": f"{w}x{h}"}
     photo = render_background(c["background"], r, (w, h))
-    return _as_listing(photo, r, c, banner=0.3)
+    data, c, _ = _as_listing(photo, r, c, banner=0.3)
+    return data, c

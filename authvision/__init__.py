@@ -7,15 +7,18 @@ fakes (FAISS + perceptual hashes), and turn the evidence into a calibrated verdi
     checker = av.AuthenticityChecker(av.Embedder.load())
     checker.add_references(["ref1.jpg", "ref2.jpg"], label="genuine", product="bag-01", brand="acme")
     verdict = checker.check("listing.jpg")
+
+The package root is lazy (PEP 562): ``av.AuthenticityChecker`` imports :mod:`authvision.checker`
+(and with it FAISS and ONNX Runtime) on first use, so ``import authvision.brandkit`` or
+``authvision --version`` stay light. See ARCHITECTURE.md for which module owns what.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from .calibration import Calibration, CalibrationReport
-from .checker import FEATURES, AuthenticityChecker
-from .embedder import Embedder, ModelOutput
+from ._version import __version__
 from .errors import (
     AuthvisionError,
     CalibrationError,
@@ -27,10 +30,36 @@ from .errors import (
     ModelLoadError,
     UnknownReferenceError,
 )
-from .imageio import DecodedImage, decode_image, load_image
-from .index import Reference, ReferenceIndex, SearchParams, SearchResult
-from .scanner import Scanner, ScanResult
-from .verdict import Match, Verdict
+
+if TYPE_CHECKING:
+    from .calibration import Calibration, CalibrationReport
+    from .checker import FEATURES, AuthenticityChecker
+    from .embedder import Embedder, ModelOutput
+    from .imageio import DecodedImage, decode_image, load_image
+    from .index import Reference, ReferenceIndex, SearchParams, SearchResult
+    from .scanner import Scanner, ScanResult
+    from .verdict import Match, Verdict
+
+# public name -> the submodule that defines it, imported on first access
+_LAZY = {
+    "Calibration": "calibration",
+    "CalibrationReport": "calibration",
+    "FEATURES": "checker",
+    "AuthenticityChecker": "checker",
+    "Embedder": "embedder",
+    "ModelOutput": "embedder",
+    "DecodedImage": "imageio",
+    "decode_image": "imageio",
+    "load_image": "imageio",
+    "Reference": "index",
+    "ReferenceIndex": "index",
+    "SearchParams": "index",
+    "SearchResult": "index",
+    "Scanner": "scanner",
+    "ScanResult": "scanner",
+    "Match": "verdict",
+    "Verdict": "verdict",
+}
 
 __all__ = [
     "FEATURES",
@@ -61,3 +90,16 @@ __all__ = [
     "decode_image",
     "load_image",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

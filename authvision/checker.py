@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from PIL import Image
 
-from . import __version__
+from ._version import __version__
 from ._storage import read_manifest, read_verified, resolve_directory, write_directory
 from .calibration import Calibration, CalibrationReport, fit_calibration, uncalibrated
 from .embedder import Embedder, ModelOutput, default_model_dir

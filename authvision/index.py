@@ -60,10 +60,11 @@ from . import index_checks as checks
 from ._metadata import Metadata
 from ._rwlock import RWLock
 from ._storage import read_manifest, read_verified, resolve_directory, write_directory
+from ._version import __version__
 from .errors import IncompatibleModelError, UnknownReferenceError
 from .faiss_tools import auto_factory
 from .hashing import DUPLICATE_MAX_DISTANCE, HASH_BYTES
-from .index_store import FORMAT_NAME, FORMAT_VERSION, index_files, library_version, read_saved
+from .index_store import FORMAT_NAME, FORMAT_VERSION, index_files, read_saved
 from .index_types import LABELS, Label, OnDuplicate, Reference, SearchParams, SearchResult, new_rows
 
 __all__ = [
@@ -442,7 +443,7 @@ class ReferenceIndex:
         with self._lock.read():
             files = index_files(self._index, self._hashes, self._meta)
             fields = {
-                "library_version": library_version(),
+                "library_version": __version__,
                 "dim": self._dim,
                 "factory": self._factory,
                 "requested_factory": self._requested,

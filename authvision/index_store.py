@@ -10,7 +10,6 @@ anything uses them; nothing is unpickled.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -20,11 +19,12 @@ import numpy as np
 
 from . import faiss_tools as ft
 from ._metadata import Metadata
+from ._version import __version__, is_newer
 from .errors import IncompatibleModelError, IndexFormatError
 from .hashing import HASH_BYTES
 from .index_checks import check_manifest_fields
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "Saved", "index_files", "library_version", "read_saved"]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "Saved", "index_files", "read_saved"]
 
 LOG = logging.getLogger(__name__)
 
@@ -74,8 +74,8 @@ def read_saved(manifest: dict[str, Any], read: Callable[[str], bytes], path: Pat
             "its vectors are not comparable. Rebuild the index with `authvision index build`"
         )
     saved_version = str(manifest.get("library_version", "0+unknown"))
-    if _newer(saved_version, library_version()):
-        LOG.warning("%s was saved by authvision %s, newer than this %s", path, saved_version, library_version())
+    if is_newer(saved_version, __version__):
+        LOG.warning("%s was saved by authvision %s, newer than this %s", path, saved_version, __version__)
 
     vector_bytes = read(VECTORS_FILE)
     hash_bytes = read(HASHES_FILE)
@@ -132,29 +132,3 @@ def _problems(manifest: dict[str, Any], index: faiss.Index, hashes: faiss.IndexB
     if metadata.max_id() >= manifest["next_id"]:
         problems.append(f"{METADATA_FILE} holds id {metadata.max_id()} ≥ next_id {manifest['next_id']}")
     return problems
-
-
-def library_version() -> str:
-    """This authvision's version, recorded in a save (``"0+unknown"`` if it cannot be told)."""
-    try:
-        from . import __version__
-
-        return str(__version__)
-    except ImportError:
-        pass
-    try:
-        from importlib.metadata import version
-
-        return version("authvision")
-    except Exception:  # noqa: BLE001 - any failure means "unknown"; never block a save on it
-        return "0+unknown"
-
-
-def _newer(saved: str, ours: str) -> bool:
-    def parts(text: str) -> tuple[int, ...]:
-        return tuple(int(p) for p in re.findall(r"\d+", text.split("+")[0])[:3])
-
-    try:
-        return parts(saved) > parts(ours)
-    except ValueError:
-        return False

@@ -10,8 +10,10 @@ fsyncs the files and the folder, then swaps it in:
   the complete previous directory at ``.NAME.old-XXXX``, and :func:`resolve_directory` (used by every
   loader) falls back to it. So a crash at any point leaves the old or the new directory loadable.
 
-:func:`read_verified` reads a file's bytes once, checks size and sha256 against the manifest, and
-returns those same bytes, so nothing unverified ever reaches a parser. Reading never writes.
+:func:`read_verified` reads a saved file's bytes once, checks size and sha256 against the save's
+manifest (:data:`SAVE_MANIFEST`), and returns those same bytes, so nothing unverified ever reaches a
+parser. Reading never writes. (A model directory's files are checked by
+:func:`authvision.manifest.read_model_file` against the model manifest instead.)
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ from typing import Any
 
 from .errors import IndexFormatError
 
-__all__ = ["MANIFEST_NAME", "read_manifest", "read_verified", "resolve_directory", "sha256_hex", "write_directory"]
+__all__ = ["SAVE_MANIFEST", "read_manifest", "read_verified", "resolve_directory", "sha256_hex", "write_directory"]
 
 LOG = logging.getLogger(__name__)
 
-MANIFEST_NAME = "manifest.json"
+SAVE_MANIFEST = "manifest.json"
+"""The manifest of a saved directory (a checker or an index): its format and every file's sha256 and size.
+Not the model manifest (:data:`authvision.manifest.MODEL_MANIFEST`), which happens to share the file name."""
 _MAX_MANIFEST_BYTES = 1 << 20
 
 
@@ -75,13 +79,13 @@ def write_directory(
     if directory.exists():
         if not directory.is_dir():
             raise FileExistsError(f"{directory} exists and is not a directory")
-        if any(directory.iterdir()) and not (directory / MANIFEST_NAME).is_file():
+        if any(directory.iterdir()) and not (directory / SAVE_MANIFEST).is_file():
             raise FileExistsError(
-                f"{directory} exists and is not a saved authvision directory (no {MANIFEST_NAME}); "
+                f"{directory} exists and is not a saved authvision directory (no {SAVE_MANIFEST}); "
                 "refusing to replace it: choose a new or empty directory"
             )
     for name in files:
-        if name == MANIFEST_NAME or Path(name).is_absolute() or ".." in Path(name).parts:
+        if name == SAVE_MANIFEST or Path(name).is_absolute() or ".." in Path(name).parts:
             raise ValueError(f"bad file name in a saved directory: {name!r}")
     directory.parent.mkdir(parents=True, exist_ok=True)
     manifest = dict(manifest)
@@ -97,7 +101,7 @@ def write_directory(
             _write_file(target, data)
         for folder in {(tmp / name).parent for name in files} - {tmp}:
             _fsync_directory(folder)
-        _write_file(tmp / MANIFEST_NAME, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+        _write_file(tmp / SAVE_MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
         _fsync_directory(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -132,17 +136,17 @@ def resolve_directory(directory: str | os.PathLike[str]) -> Path:
         return directory
     if directory.exists():
         raise IndexFormatError(f"{directory} is not a directory")
-    candidates = [path for path in _siblings(directory, "old") if (path / MANIFEST_NAME).is_file()]
+    candidates = [path for path in _siblings(directory, "old") if (path / SAVE_MANIFEST).is_file()]
     if not candidates:
         raise FileNotFoundError(f"no saved directory at {directory}")
-    chosen = max(candidates, key=lambda path: (path / MANIFEST_NAME).stat().st_mtime)
+    chosen = max(candidates, key=lambda path: (path / SAVE_MANIFEST).stat().st_mtime)
     LOG.warning("%s is missing (a save was interrupted); loading the previous save from %s", directory, chosen)
     return chosen
 
 
 def read_manifest(directory: Path, *, format_name: str, supported_versions: tuple[int, ...]) -> dict[str, Any]:
     """Parse and check ``manifest.json``: our format, a version we can read, a files table."""
-    path = directory / MANIFEST_NAME
+    path = directory / SAVE_MANIFEST
     try:
         with open(path, "rb") as handle:
             raw = handle.read(_MAX_MANIFEST_BYTES + 1)
@@ -177,7 +181,7 @@ def read_verified(directory: Path, manifest: Mapping[str, Any], name: str) -> by
     """Bytes of ``directory/name`` after checking them against the manifest's size and sha256."""
     entry = manifest["files"].get(name)
     if entry is None:
-        raise IndexFormatError(f"{directory / MANIFEST_NAME} lists no {name}: the save is incomplete")
+        raise IndexFormatError(f"{directory / SAVE_MANIFEST} lists no {name}: the save is incomplete")
     path = directory / name
     try:
         with open(path, "rb") as handle:

@@ -47,7 +47,7 @@ from .errors import ImageDecodeError, IncompatibleModelError, IndexFormatError
 from .hashing import DUPLICATE_MAX_DISTANCE, perceptual_hashes
 from .imageio import DecodedImage, ImageSource
 from .index import Label, OnDuplicate, Reference, ReferenceIndex
-from .manifest import MANIFEST_NAME as MODEL_MANIFEST_NAME
+from .manifest import MODEL_MANIFEST as MODEL_MANIFEST_NAME
 from .verdict import Match, Verdict
 
 if TYPE_CHECKING:

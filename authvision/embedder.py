@@ -19,7 +19,7 @@ from PIL import Image
 
 from .errors import ModelLoadError
 from .imageio import DecodedImage, ImageSource, decode_image
-from .manifest import MANIFEST_NAME, ModelManifest, read_verified
+from .manifest import MODEL_MANIFEST, ModelManifest, read_model_file
 from .preprocess import preprocess_batch
 
 log = logging.getLogger(__name__)
@@ -56,16 +56,16 @@ def _resolve(path: str | os.PathLike[str] | None, precision: str) -> tuple[Path,
         if not candidate.exists():
             raise ModelLoadError(f"model path {candidate} does not exist")
         directory = candidate if candidate.is_dir() else candidate.parent
-    if not (directory / MANIFEST_NAME).is_file():
+    if not (directory / MODEL_MANIFEST).is_file():
         raise ModelLoadError(
-            f"no {MANIFEST_NAME} in {directory}: authvision loads models written by "
+            f"no {MODEL_MANIFEST} in {directory}: authvision loads models written by "
             "`authvision export` / `authvision train`, which record checksums and the input spec"
         )
     manifest = ModelManifest.read(directory)
     if path is not None and Path(path).is_file():
         by_name = {f.filename: p for p, f in manifest.files.items()}
         if Path(path).name not in by_name:
-            raise ModelLoadError(f"{Path(path).name} is not listed in {directory / MANIFEST_NAME}")
+            raise ModelLoadError(f"{Path(path).name} is not listed in {directory / MODEL_MANIFEST}")
         precision = by_name[Path(path).name]
     return directory, manifest, precision
 
@@ -102,7 +102,7 @@ class Embedder:
             raise ValueError(f"precision must be 'int8' or 'fp32', got {precision!r}")
         directory, manifest, precision = _resolve(path, precision)
         model_file = manifest.model_file(precision)
-        data = read_verified(directory / model_file.filename, model_file.sha256)
+        data = read_model_file(directory / model_file.filename, model_file.sha256)
         options = ort.SessionOptions()
         options.intra_op_num_threads = num_threads or available_cpus()
         options.inter_op_num_threads = 1

@@ -16,7 +16,9 @@ from typing import Any, Literal
 
 from .errors import ChecksumMismatchError, ModelLoadError
 
-MANIFEST_NAME = "manifest.json"
+MODEL_MANIFEST = "manifest.json"
+"""The model manifest's file name in a model directory (:class:`ModelManifest`). Not a saved checker's or
+index's manifest (:data:`authvision._storage.SAVE_MANIFEST`), which happens to share the file name."""
 MANIFEST_VERSION = 1
 
 Precision = Literal["int8", "fp32"]
@@ -114,17 +116,17 @@ class ModelManifest:
 
     @classmethod
     def read(cls, directory: str | os.PathLike[str]) -> ModelManifest:
-        path = Path(directory) / MANIFEST_NAME
+        path = Path(directory) / MODEL_MANIFEST
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
-            raise ModelLoadError(f"no {MANIFEST_NAME} in model directory {Path(directory)}") from exc
+            raise ModelLoadError(f"no {MODEL_MANIFEST} in model directory {Path(directory)}") from exc
         except (OSError, json.JSONDecodeError) as exc:
             raise ModelLoadError(f"cannot read model manifest {path}: {exc}") from exc
         return cls.from_dict(data)
 
     def write(self, directory: str | os.PathLike[str]) -> Path:
-        path = Path(directory) / MANIFEST_NAME
+        path = Path(directory) / MODEL_MANIFEST
         path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
         return path
 
@@ -149,8 +151,8 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def read_verified(path: str | os.PathLike[str], expected_sha256: str) -> bytes:
-    """Read a file and check its sha256 before anyone parses it."""
+def read_model_file(path: str | os.PathLike[str], expected_sha256: str) -> bytes:
+    """Read a model file and check its sha256 (from the model manifest) before anyone parses it."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:

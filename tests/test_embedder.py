@@ -17,7 +17,7 @@ from PIL import Image
 
 from authvision.embedder import Embedder, default_model_dir
 from authvision.errors import ChecksumMismatchError, ImageDecodeError, ModelLoadError
-from authvision.manifest import MANIFEST_NAME, ModelManifest
+from authvision.manifest import MODEL_MANIFEST, ModelManifest
 from authvision.sample_photos import sample_photo
 
 NAMES = ("chelsea", "coffee", "rocket", "astronaut", "grace_hopper", "stereo_motorcycle_left")
@@ -113,7 +113,7 @@ def test_missing_path_and_missing_manifest(tmp_path):
 def _copy_weights(tmp_path: Path) -> Path:
     directory = tmp_path / "model"
     directory.mkdir()
-    for name in ("model_int8.onnx", "model_fp32.onnx", MANIFEST_NAME):
+    for name in ("model_int8.onnx", "model_fp32.onnx", MODEL_MANIFEST):
         shutil.copy(default_model_dir() / name, directory / name)
     return directory
 
@@ -127,9 +127,9 @@ def test_onnx_file_not_in_manifest(tmp_path):
 
 def test_precision_missing_from_manifest(tmp_path):
     directory = _copy_weights(tmp_path)
-    data = json.loads((directory / MANIFEST_NAME).read_text())
+    data = json.loads((directory / MODEL_MANIFEST).read_text())
     del data["files"]["int8"]
-    (directory / MANIFEST_NAME).write_text(json.dumps(data))
+    (directory / MODEL_MANIFEST).write_text(json.dumps(data))
     with pytest.raises(ModelLoadError, match="has no 'int8' file"):
         Embedder.load(directory)
     assert Embedder.load(directory, precision="fp32").precision == "fp32"

@@ -1,23 +1,21 @@
-"""AuthenticityChecker: embed a listing photo, find its reference photos, score the evidence.
+"""AuthenticityChecker: screen a listing photo against reference photos, gather the evidence, score it.
 
-For each listing photo the checker gathers evidence from the :class:`~authvision.index.ReferenceIndex`:
+For each listing photo the checker
 
-* the ``k`` nearest reference photos by embedding similarity. They vote for a product, each with
-  weight ``exp((similarity - best) / PRODUCT_TEMPERATURE)``; the product with the largest total wins
-  (a near-duplicate reference photo, when there is one, names the product instead);
-* for that product: the similarity of the closest *genuine* and the closest *fake* reference
-  among the neighbours (when a class is absent there, the lowest neighbour similarity stands in: the
-  true value can only be lower), and the similarity-weighted share of fakes;
-* perceptual-hash near-duplicates: a re-used copy of a known-fake photo is strong evidence of a fake;
-  a re-used copy of a genuine reference photo is reported (official-photo re-use is a marketplace
-  signal in itself) and scored for what calibration says it is worth;
-* a model retrained for the brand (``authvision train``) also scores the photo itself: the logit of
-  its genuine-vs-fake head (0 for models without one, such as the shipped default).
+1. prepares it once (:mod:`authvision.prepare`: the model's tensor and the perceptual hashes) and
+   runs the model (embedding, and the fake logit of a retrained model);
+2. screens it (:mod:`authvision.evidence.screen`): the ``k`` nearest reference photos by embedding,
+   near-duplicate reference photos by perceptual hash, and the product they vote for;
+3. asks each of its :mod:`evidence providers <authvision.evidence>` for features — by default the
+   nearest genuine/fake references of that product (``neighbours``), re-used photos
+   (``duplicates``) and the model's fake head (``model_head``); more providers (region inspection)
+   plug in the same way;
+4. turns the features into P(genuine) with a :class:`~authvision.calibration.Calibration` (logistic,
+   fitted by :meth:`AuthenticityChecker.calibrate` on held-out labelled photos). A listing whose best
+   similarity is below the calibrated unknown threshold, with no duplicate, is ``unknown``. Until
+   ``calibrate`` runs, a fixed default mapping is used and every Verdict says ``calibrated=False``.
 
-These :data:`FEATURES` go through a :class:`~authvision.calibration.Calibration` (logistic, fitted by
-:meth:`AuthenticityChecker.calibrate` on held-out labelled photos) to P(genuine). A listing whose best
-similarity is below the calibrated unknown threshold, with no duplicate, is ``unknown``. Until
-``calibrate`` runs, a fixed default mapping is used and every Verdict says ``calibrated=False``.
+``check``, ``check_many``, ``calibrate`` and the scanner all go through :meth:`AuthenticityChecker.assess_listings`.
 
 Thread safety: ``check``/``check_many``/``calibrate`` may run in many threads while others add or
 remove references; the index serialises writers against readers, and the calibration is replaced by
@@ -29,10 +27,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -42,62 +39,47 @@ from PIL import Image
 from ._version import __version__
 from ._storage import read_manifest, read_verified, resolve_directory, write_directory
 from .calibration import Calibration, CalibrationReport, fit_calibration, uncalibrated
-from .embedder import Embedder, ModelOutput, default_model_dir
+from .embedder import Embedder, default_model_dir
 from .errors import ImageDecodeError, IncompatibleModelError, IndexFormatError
-from .hashing import DUPLICATE_MAX_DISTANCE, perceptual_hashes
+from .evidence import EvidenceProvider, Listing, Screen, default_providers, feature_names, provider_class
+from .evidence.screen import screen
+from .hashing import DUPLICATE_MAX_DISTANCE
 from .imageio import DecodedImage, ImageSource
-from .index import Label, OnDuplicate, Reference, ReferenceIndex
+from .index import Label, OnDuplicate, ReferenceIndex
 from .manifest import MODEL_MANIFEST as MODEL_MANIFEST_NAME
+from .prepare import as_input_list, create_transform, decode_inputs
 from .verdict import Match, Verdict
 
 if TYPE_CHECKING:
     from .scanner import ScanResult
 
-__all__ = ["FEATURES", "AuthenticityChecker"]
+__all__ = ["FEATURES", "Assessment", "AuthenticityChecker"]
 
 LOG = logging.getLogger(__name__)
 
 FORMAT_NAME = "authvision.AuthenticityChecker"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: evidence providers are saved by name with their config and files (``evidence/<name>/``). 1 still loads."""
 
-FEATURES: tuple[str, ...] = (
-    "genuine_similarity",
-    "fake_similarity",
-    "fake_share",
-    "duplicate_genuine",
-    "duplicate_fake",
-    "model_fake_logit",
-)
-"""Evidence the authenticity score is computed from, in the calibration's column order."""
-
-PRODUCT_TEMPERATURE = 0.05
-"""Cosine scale of the neighbours' product vote: a neighbour 0.05 less similar weighs e times less."""
+FEATURES: tuple[str, ...] = feature_names(default_providers())
+"""The default providers' features, in the calibration's column order (a checker's own: ``checker.feature_names``)."""
 
 DEFAULT_K = 10
 
-# The uncalibrated mapping: P(genuine) = sigmoid(30 · (genuine - fake similarity) - 3 · fake share
-# + 1.5 - 6 · duplicate of a fake). A placeholder with the right signs until calibrate() runs, never
-# presented as calibrated. Its unknown threshold was read off the default model on the 22 sample
-# photos: against 14 indexed ones, unrelated photos scored at most 0.63 (a different scene; 0.91 for
-# the other half of a stereo pair), edited copies of an indexed photo (JPEG q40, 10-30% crops,
-# padding, banner, mirror, 8° rotation) at least 0.75.
-_DEFAULT_WEIGHTS = (30.0, -30.0, -3.0, 0.0, -6.0, -1.0)
+# The uncalibrated mapping: P(genuine) = sigmoid(Σ provider default weights · features + 1.5), i.e.
+# 30 · (genuine - fake similarity) - 3 · fake share + 1.5 - 6 · duplicate of a fake - fake logit.
+# A placeholder with the right signs until calibrate() runs, never presented as calibrated. Its
+# unknown threshold was read off the default model on the 22 sample photos: against 14 indexed
+# ones, unrelated photos scored at most 0.63 (a different scene; 0.91 for the other half of a
+# stereo pair), edited copies of an indexed photo (JPEG q40, 10-30% crops, padding, banner,
+# mirror, 8° rotation) at least 0.75.
 _DEFAULT_BIAS = 1.5
 _DEFAULT_UNKNOWN_THRESHOLD = 0.68
 
 _CHECKER_FILE = "checker.json"
 _INDEX_DIR = "index/"
 _MODEL_DIR = "model/"
-
-
-def _inputs(images: ImageSource | Iterable[ImageSource]) -> list[ImageSource]:
-    if isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray)):
-        return [images]
-    return list(images)
-
-
-def _source_name(source: ImageSource) -> str | None:
-    return os.fspath(source) if isinstance(source, (str, os.PathLike)) else None  # type: ignore[return-value]
+_EVIDENCE_DIR = "evidence/"
 
 
 @dataclass(frozen=True)
@@ -110,6 +92,7 @@ class Assessment:
     brand: str | None
     max_similarity: float
     features: tuple[float, ...]
+    provider_evidence: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def known_score(self) -> float:
@@ -127,6 +110,7 @@ class AuthenticityChecker:
         decision_threshold: a photo is ``"fake"`` when P(genuine) is below this. Raise it to catch
             more fakes, lower it to wrongly accuse fewer genuine sellers.
         duplicate_max_distance: Hamming radius (bits of 64) for a re-used photo.
+        providers: the evidence providers (:mod:`authvision.evidence`); the default three when None.
     """
 
     def __init__(
@@ -137,6 +121,7 @@ class AuthenticityChecker:
         k: int = DEFAULT_K,
         decision_threshold: float = 0.5,
         duplicate_max_distance: int = DUPLICATE_MAX_DISTANCE,
+        providers: Sequence[EvidenceProvider] | None = None,
     ) -> None:
         if not isinstance(embedder, Embedder):
             raise TypeError(f"embedder must be an authvision.Embedder, got {type(embedder).__name__}")
@@ -153,12 +138,21 @@ class AuthenticityChecker:
             raise ValueError(f"decision_threshold must be in (0, 1), got {decision_threshold!r}")
         if isinstance(duplicate_max_distance, bool) or not isinstance(duplicate_max_distance, int) or not 0 <= duplicate_max_distance <= 64:
             raise ValueError(f"duplicate_max_distance must be an int in [0, 64], got {duplicate_max_distance!r}")
+        providers = default_providers() if providers is None else list(providers)
+        for provider in providers:
+            if not isinstance(provider, EvidenceProvider):
+                raise TypeError(f"providers must be authvision.evidence.EvidenceProvider objects, got {type(provider).__name__}")
+        if len({p.name for p in providers}) != len(providers):
+            raise ValueError(f"two evidence providers share a name: {[p.name for p in providers]}")
         self.embedder = embedder
         self.index = index
         self.k = k
         self.decision_threshold = float(decision_threshold)
         self.duplicate_max_distance = duplicate_max_distance
-        self._calibration = _default_calibration()
+        self.providers: tuple[EvidenceProvider, ...] = tuple(providers)
+        self.feature_names: tuple[str, ...] = feature_names(self.providers)
+        self.transform = create_transform(embedder)
+        self._calibration = self._default_calibration()
         self._report: CalibrationReport | None = None
 
     # -- state ---------------------------------------------------------------------------------------
@@ -175,24 +169,32 @@ class AuthenticityChecker:
         """What the last :meth:`calibrate` measured (also restored by :meth:`load`)."""
         return self._report
 
+    def provider(self, name: str) -> EvidenceProvider:
+        """The evidence provider called ``name``; KeyError if the checker has none."""
+        for provider in self.providers:
+            if provider.name == name:
+                return provider
+        raise KeyError(f"this checker has no evidence provider {name!r} (it has {[p.name for p in self.providers]})")
+
     @property
     def version(self) -> str:
-        """Short fingerprint of model, references and calibration: changes whenever a verdict could."""
+        """Short fingerprint of model, references, evidence and calibration: changes whenever a verdict could."""
         info = self.index.info()
         state = {
             "model": self.embedder.model_sha256,
             "references": [info["references"], info["next_id"]],
+            "providers": [[p.name, p.config()] for p in self.providers],
             "calibration": self._calibration.to_dict(),
             "k": self.k,
             "decision_threshold": self.decision_threshold,
             "duplicate_max_distance": self.duplicate_max_distance,
         }
-        return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def __repr__(self) -> str:
         return (
             f"AuthenticityChecker(model={self.embedder.manifest.name!r}, references={len(self.index)}, "
-            f"calibrated={self.calibrated})"
+            f"providers={[p.name for p in self.providers]}, calibrated={self.calibrated})"
         )
 
     # -- references ----------------------------------------------------------------------------------
@@ -213,11 +215,12 @@ class AuthenticityChecker:
         defaults to the paths of path inputs. A photo already indexed (same bytes) returns its
         existing id (``on_duplicate="skip"``). A photo that cannot be decoded raises
         :class:`~authvision.errors.ImageDecodeError` before anything is added, or with
-        ``on_error="skip"`` is logged and gets ``None``.
+        ``on_error="skip"`` is logged and gets ``None``. Providers that keep per-reference data
+        (region inspection) are told of the new references.
         """
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-        inputs = _inputs(images)
+        inputs = as_input_list(images)
         columns = {name: _per_item(name, value, len(inputs)) for name, value in (("label", label), ("product", product), ("brand", brand))}
         if sources is None:
             sources = [_source_name(source) for source in inputs]
@@ -225,21 +228,20 @@ class AuthenticityChecker:
             raise ValueError(f"sources has {len(sources)} entries for {len(inputs)} photos")
         decoded: list[DecodedImage] = []
         good: list[int] = []
-        for i, source in enumerate(inputs):
-            try:
-                decoded.append(self.embedder.decode(source))
-                good.append(i)
-            except ImageDecodeError as exc:
+        for i, entry in enumerate(decode_inputs(inputs, self.embedder.decode)):
+            if isinstance(entry, str):
                 if on_error == "raise":
-                    raise ImageDecodeError(f"reference photo {i}: {exc}; nothing was added") from exc
-                LOG.warning("skipping reference photo %d: %s", i, exc)
+                    raise ImageDecodeError(f"reference photo {i}: {entry}; nothing was added")
+                LOG.warning("skipping reference photo %d: %s", i, entry)
+                continue
+            decoded.append(entry)
+            good.append(i)
         out: list[int | None] = [None] * len(inputs)
         if not decoded:
             return out
-        vectors = self.embedder.embed_decoded([d.image for d in decoded])
-        hashes = np.stack([perceptual_hashes(d.image) for d in decoded])
+        tensors, hashes = self.transform.batch([d.image for d in decoded])
         ids = self.index.add(
-            vectors,
+            self.embedder.run_tensors(tensors).vectors,
             [columns["label"][i] for i in good],  # type: ignore[misc]
             products=[columns["product"][i] for i in good],
             brands=[columns["brand"][i] for i in good],
@@ -250,11 +252,25 @@ class AuthenticityChecker:
         )
         for i, ref_id in zip(good, ids):
             out[i] = ref_id
+        self._tell_providers_added(ids, [inputs[i] for i in good])
         return out
 
+    def _tell_providers_added(self, ids: Sequence[int], inputs: Sequence[ImageSource]) -> None:
+        refs = self.index.lookup(ids)
+        new = [(refs[ref_id], source) for ref_id, source in zip(ids, inputs) if ref_id in refs]
+        if not new:
+            return
+        for provider in self.providers:
+            provider.references_added([r for r, _ in new], [s for _, s in new], self)
+
     def remove_references(self, ids: Iterable[int]) -> None:
-        """Remove references by id (see :meth:`ReferenceIndex.remove`)."""
+        """Remove references by id (see :meth:`ReferenceIndex.remove`); providers are told."""
+        ids = list(ids)
+        refs = self.index.lookup(ids)
         self.index.remove(ids)
+        removed = [refs[ref_id] for ref_id in ids if ref_id in refs]
+        for provider in self.providers:
+            provider.references_removed(removed, self)
 
     # -- checking ------------------------------------------------------------------------------------
     def check(self, image: ImageSource, *, brand: str | None = None) -> Verdict:
@@ -263,26 +279,19 @@ class AuthenticityChecker:
         ``brand`` restricts the evidence to that brand's references.
         """
         decoded = self.embedder.decode(image)
-        return self.verdicts([decoded.image], brand=brand)[0]
+        return self.verdicts_for(self.listings([decoded.image], [image]), brand=brand)[0]
 
-    def check_many(
-        self, images: Iterable[ImageSource], *, brand: str | None = None, batch_size: int = 32
-    ) -> list[Verdict]:
+    def check_many(self, images: Iterable[ImageSource], *, brand: str | None = None, batch_size: int = 32) -> list[Verdict]:
         """One Verdict per input, in order; an input that cannot be decoded gets label ``"error"``."""
-        inputs = _inputs(images)
-        out: list[Verdict | None] = [None] * len(inputs)
+        inputs = as_input_list(images)
+        out: list[Verdict] = []
         for start in range(0, len(inputs), batch_size):
-            chunk = range(start, min(len(inputs), start + batch_size))
-            decoded, where = [], []
-            for i in chunk:
-                try:
-                    decoded.append(self.embedder.decode(inputs[i]).image)
-                    where.append(i)
-                except (ImageDecodeError, TypeError) as exc:
-                    out[i] = Verdict.failed(str(exc))
-            for i, verdict in zip(where, self.verdicts(decoded, brand=brand)):
-                out[i] = verdict
-        return out  # type: ignore[return-value]
+            chunk = inputs[start : start + batch_size]
+            entries = decode_inputs(chunk, self.embedder.decode)
+            good = [(source, e.image) for source, e in zip(chunk, entries) if not isinstance(e, str)]
+            verdicts = iter(self.verdicts_for(self.listings([im for _, im in good], [s for s, _ in good]), brand=brand))
+            out.extend(Verdict.failed(e) if isinstance(e, str) else next(verdicts) for e in entries)
+        return out
 
     def scan(
         self,
@@ -304,38 +313,88 @@ class AuthenticityChecker:
 
     def verdicts(self, images: Sequence[Image.Image], *, brand: str | None = None) -> list[Verdict]:
         """Verdicts for decoded RGB images (as :meth:`Embedder.decode` gives them), one per image."""
-        if not images:
-            return []
-        out, hashes = self._run_model_and_hash(images)
-        return self.verdicts_from_embeddings(out.vectors, hashes, brand=brand, fake_logits=out.fake_logits)
+        return self.verdicts_for(self.listings(images), brand=brand)
 
     def assess_images(self, images: Sequence[Image.Image], *, brand: str | None = None) -> list[Assessment]:
-        """:meth:`assess` for decoded RGB images: embeds and hashes them first."""
+        """:meth:`assess_listings` for decoded RGB images: prepares and embeds them first."""
+        return self.assess_listings(self.listings(images), brand=brand)
+
+    def listings(self, images: Sequence[Image.Image], sources: Sequence[ImageSource | None] | None = None) -> list[Listing]:
+        """Decoded RGB images → :class:`~authvision.evidence.Listing` (prepared, embedded, hashed)."""
         if not images:
             return []
-        out, hashes = self._run_model_and_hash(images)
-        return self.assess(out.vectors, hashes, brand=brand, fake_logits=out.fake_logits)
+        tensors, hashes = self.transform.batch(images)
+        out = self.embedder.run_tensors(tensors)
+        return self.listings_from_model(images, sources, out.vectors, hashes, out.fake_logits)
 
-    def _run_model_and_hash(self, images: Sequence[Image.Image]) -> tuple[ModelOutput, np.ndarray]:
-        return self.embedder.run_decoded(images), np.stack([perceptual_hashes(image) for image in images])
+    @staticmethod
+    def listings_from_model(
+        images: Sequence[Image.Image],
+        sources: Sequence[ImageSource | None] | None,
+        vectors: np.ndarray,
+        hashes: np.ndarray,
+        fake_logits: np.ndarray | None,
+    ) -> list[Listing]:
+        """Listings from what the model and the hashing computed already (the scanner's pipeline)."""
+        sources = [None] * len(images) if sources is None else sources
+        return [
+            Listing(image, source, vectors[i], hashes[i], None if fake_logits is None else float(fake_logits[i]))
+            for i, (image, source) in enumerate(zip(images, sources))
+        ]
 
-    def verdicts_from_embeddings(
-        self, vectors: np.ndarray, hashes: np.ndarray, *, brand: str | None = None, fake_logits: np.ndarray | None = None
-    ) -> list[Verdict]:
-        """Verdicts from what the model and the hashing already computed (the scanner's fast path)."""
+    def assess_listings(self, listings: Sequence[Listing], *, brand: str | None = None) -> list[Assessment]:
+        """The evidence for each listing: the screen, then every provider's features and artefacts."""
+        if not listings:
+            return []
+        screens = screen(
+            self.index,
+            np.stack([x.vector for x in listings]),
+            np.stack([x.hashes for x in listings]),
+            k=self.k,
+            duplicate_max_distance=self.duplicate_max_distance,
+            brand=brand,
+        )
+        per_provider = [self._provider_evidence(provider, listings, screens) for provider in self.providers]
+        out = []
+        for i, s in enumerate(screens):
+            features: list[float] = []
+            reports: dict[str, Mapping[str, Any]] = {}
+            for provider, evidence in zip(self.providers, per_provider):
+                values = evidence[i].features
+                features.extend(values)
+                reports[provider.name] = {"scores": dict(zip(provider.features, values)), **evidence[i].artefacts}
+            out.append(Assessment(s.neighbors, s.duplicate_of, s.product, s.brand, s.max_similarity, tuple(features), reports))
+        return out
+
+    def _provider_evidence(self, provider: EvidenceProvider, listings: Sequence[Listing], screens: Sequence[Screen]) -> list[Any]:
+        evidence = provider.assess(listings, screens, self)
+        if len(evidence) != len(listings) or any(len(e.features) != len(provider.features) for e in evidence):
+            raise RuntimeError(
+                f"evidence provider {provider.name!r} returned {len(evidence)} results for {len(listings)} listings, "
+                f"or not {len(provider.features)} features each"
+            )
+        return evidence
+
+    def verdicts_for(self, listings: Sequence[Listing], *, brand: str | None = None) -> list[Verdict]:
+        """Verdicts for prepared listings: :meth:`assess_listings`, then the calibrated score."""
         calibration = self._calibration  # one read: a concurrent calibrate() swaps the whole object
-        assessments = self.assess(vectors, hashes, brand=brand, fake_logits=fake_logits)
+        assessments = self.assess_listings(listings, brand=brand)
         if not assessments:
             return []
         probabilities = calibration.probability(np.array([a.features for a in assessments]))
         return [self._verdict(a, float(p), calibration) for a, p in zip(assessments, probabilities)]
 
     def _verdict(self, a: Assessment, p_genuine: float, calibration: Calibration) -> Verdict:
-        evidence = dict(zip(FEATURES, a.features))
+        evidence = dict(zip(self.feature_names, a.features))
         evidence["max_similarity"] = a.max_similarity
         if a.known_score < calibration.unknown_threshold:
             return Verdict(
-                authenticity=None, label="unknown", neighbors=a.neighbors, calibrated=calibration.fitted, evidence=evidence
+                authenticity=None,
+                label="unknown",
+                neighbors=a.neighbors,
+                calibrated=calibration.fitted,
+                evidence=evidence,
+                provider_evidence=a.provider_evidence,
             )
         return Verdict(
             authenticity=p_genuine,
@@ -346,74 +405,12 @@ class AuthenticityChecker:
             duplicate_of=a.duplicate_of,
             calibrated=calibration.fitted,
             evidence=evidence,
+            provider_evidence=a.provider_evidence,
         )
 
-    def assess(
-        self, vectors: np.ndarray, hashes: np.ndarray, *, brand: str | None = None, fake_logits: np.ndarray | None = None
-    ) -> list[Assessment]:
-        """The evidence for each photo: neighbours, duplicate, product and :data:`FEATURES`.
-
-        ``fake_logits``: the model's own per-photo fake logits (:attr:`Embedder.has_fake_head`), if any.
-        """
-        result = self.index.search(vectors, self.k, brand=brand)
-        duplicates = self.index.find_duplicates(hashes, self.duplicate_max_distance)
-        wanted = set(result.ids[result.ids >= 0].tolist())
-        for row in duplicates:
-            wanted.update(ref_id for ref_id, _ in row)
-        refs = self.index.lookup(wanted)  # a reference removed since the search is simply left out
-        logits = np.zeros(len(vectors)) if fake_logits is None else np.asarray(fake_logits, dtype=np.float64)
-        return [
-            self._assess_one(result.similarities[i], result.ids[i], duplicates[i], refs, brand, float(logits[i]))
-            for i in range(len(vectors))
-        ]
-
-    def _assess_one(
-        self,
-        similarities: np.ndarray,
-        ids: np.ndarray,
-        duplicates: list[tuple[int, int]],
-        refs: dict[int, Reference],
-        brand: str | None,
-        fake_logit: float,
-    ) -> Assessment:
-        neighbors = tuple(
-            _match(refs[ref_id], float(sim))
-            for ref_id, sim in zip(ids.tolist(), similarities.tolist())
-            if ref_id >= 0 and ref_id in refs
-        )
-        similarity_of = {m.ref_id: m.similarity for m in neighbors}
-        duplicate = next(
-            (
-                _match(refs[ref_id], similarity_of.get(ref_id), hamming=distance)
-                for ref_id, distance in duplicates
-                if ref_id in refs and (brand is None or refs[ref_id].brand == brand)
-            ),
-            None,
-        )
-        if not neighbors:
-            features = (-1.0, -1.0, 0.0, *_duplicate_features(duplicate, self.duplicate_max_distance), fake_logit)
-            product = duplicate.product if duplicate else None
-            owner = duplicate.brand if duplicate else None
-            return Assessment((), duplicate, product, owner, -1.0, features)
-
-        best = neighbors[0].similarity or 0.0
-        votes: dict[tuple[str | None, str | None], float] = {}
-        for m in neighbors:
-            key = (m.product, m.brand)
-            votes[key] = votes.get(key, 0.0) + math.exp(((m.similarity or 0.0) - best) / PRODUCT_TEMPERATURE)
-        product, owner = (duplicate.product, duplicate.brand) if duplicate else max(votes, key=votes.__getitem__)
-        floor = min(m.similarity or 0.0 for m in neighbors)
-        genuine = max((m.similarity or 0.0 for m in neighbors if m.product == product and m.label == "genuine"), default=floor)
-        fake = max((m.similarity or 0.0 for m in neighbors if m.product == product and m.label == "fake"), default=floor)
-        weights = [
-            (m.label, math.exp(((m.similarity or 0.0) - best) / PRODUCT_TEMPERATURE))
-            for m in neighbors
-            if m.product == product
-        ]
-        total = sum(w for _, w in weights)
-        fake_share = sum(w for label, w in weights if label == "fake") / total if total else 0.0
-        features = (genuine, fake, fake_share, *_duplicate_features(duplicate, self.duplicate_max_distance), fake_logit)
-        return Assessment(neighbors, duplicate, product, owner, best, features)
+    def _default_calibration(self) -> Calibration:
+        weights = [next((float(p.default_weights.get(f, 0.0)) for p in self.providers if f in p.features), 0.0) for f in self.feature_names]
+        return uncalibrated(self.feature_names, weights, _DEFAULT_BIAS, _DEFAULT_UNKNOWN_THRESHOLD)
 
     # -- calibration ---------------------------------------------------------------------------------
     def calibrate(
@@ -435,7 +432,7 @@ class AuthenticityChecker:
         Photos that cannot be decoded are skipped and counted. Raises CalibrationError when fewer
         than :data:`~authvision.calibration.MIN_PER_CLASS` genuine or fake photos remain.
         """
-        inputs = _inputs(images)
+        inputs = as_input_list(images)
         labels = list(labels)
         if len(labels) != len(inputs):
             raise ValueError(f"{len(inputs)} photos but {len(labels)} labels")
@@ -448,18 +445,19 @@ class AuthenticityChecker:
         for start in range(0, len(inputs), batch_size):
             chunk = range(start, min(len(inputs), start + batch_size))
             by_brand: dict[str | None, list[tuple[int, Image.Image]]] = {}
-            for i in chunk:
-                try:
-                    by_brand.setdefault(brand_column[i], []).append((i, self.embedder.decode(inputs[i]).image))
-                except ImageDecodeError as exc:
+            for i, entry in zip(chunk, decode_inputs([inputs[i] for i in chunk], self.embedder.decode)):
+                if isinstance(entry, str):
                     skipped += 1
-                    LOG.warning("calibration photo %d skipped: %s", i, exc)
+                    LOG.warning("calibration photo %d skipped: %s", i, entry)
+                else:
+                    by_brand.setdefault(brand_column[i], []).append((i, entry.image))
             for brand, items in by_brand.items():
-                rows.extend(self.assess_images([image for _, image in items], brand=brand))
+                listings = self.listings([image for _, image in items], [inputs[i] for i, _ in items])
+                rows.extend(self.assess_listings(listings, brand=brand))
                 kept_labels.extend(labels[i] for i, _ in items)
-        features = np.array([a.features for a in rows], dtype=np.float64).reshape(len(rows), len(FEATURES))
+        features = np.array([a.features for a in rows], dtype=np.float64).reshape(len(rows), len(self.feature_names))
         known_score = np.array([a.known_score for a in rows])
-        report = fit_calibration(features, FEATURES, kept_labels, known_score, skipped=skipped)
+        report = fit_calibration(features, self.feature_names, kept_labels, known_score, skipped=skipped)
         self._calibration = report.calibration
         self._report = report
         return report
@@ -478,11 +476,15 @@ class AuthenticityChecker:
             model_dir = self.embedder.source.parent
             files[_MODEL_DIR + MODEL_MANIFEST_NAME] = (model_dir / MODEL_MANIFEST_NAME).read_bytes()
             files[_MODEL_DIR + self.embedder.source.name] = self.embedder.source.read_bytes()
+        for provider in self.providers:
+            for name, data in provider.state_files().items():
+                files[f"{_EVIDENCE_DIR}{provider.name}/{name}"] = data
         settings = {
             "k": self.k,
             "decision_threshold": self.decision_threshold,
             "duplicate_max_distance": self.duplicate_max_distance,
-            "features": list(FEATURES),
+            "providers": [{"name": p.name, "config": p.config()} for p in self.providers],
+            "features": list(self.feature_names),
             "calibration": self._calibration.to_dict(),
             "calibration_report": None if self._report is None else self._report.to_dict(),
         }
@@ -510,16 +512,25 @@ class AuthenticityChecker:
 
     @classmethod
     def load(
-        cls, directory: str | os.PathLike[str], *, embedder: Embedder | None = None, num_threads: int | None = None
+        cls,
+        directory: str | os.PathLike[str],
+        *,
+        embedder: Embedder | None = None,
+        num_threads: int | None = None,
+        providers: Sequence[EvidenceProvider] | None = None,
+        discard_calibration: bool = False,
     ) -> AuthenticityChecker:
         """Load a saved checker; every file is verified against the manifest before it is parsed.
 
         Args:
             embedder: use this model instead of the saved reference (it must be the same model).
             num_threads: ONNX Runtime threads of the model loaded from the reference.
+            providers: evidence providers to use instead of the saved ones. When their features are
+                not the saved calibration's, loading fails unless ``discard_calibration``.
+            discard_calibration: load with the default (uncalibrated) mapping, to calibrate again.
         """
         path = resolve_directory(directory)
-        manifest = read_manifest(path, format_name=FORMAT_NAME, supported_versions=(FORMAT_VERSION,))
+        manifest = read_manifest(path, format_name=FORMAT_NAME, supported_versions=(1, FORMAT_VERSION))
         model = manifest.get("model")
         if not isinstance(model, dict) or not isinstance(model.get("sha256"), str):
             raise IndexFormatError(f"{path / 'manifest.json'}: the model reference is missing or malformed")
@@ -541,18 +552,25 @@ class AuthenticityChecker:
         )
         try:
             settings = json.loads(read_verified(path, manifest, _CHECKER_FILE))
-            if tuple(settings["features"]) != FEATURES:
-                raise IndexFormatError(
-                    f"{path}: saved with evidence features {settings['features']}, this authvision uses {list(FEATURES)}; "
-                    "recalibrate it with this version"
-                )
+            if providers is None:
+                providers = _saved_providers(path, manifest, settings.get("providers"))
             checker = cls(
                 embedder,
                 index,
                 k=int(settings["k"]),
                 decision_threshold=float(settings["decision_threshold"]),
                 duplicate_max_distance=int(settings["duplicate_max_distance"]),
+                providers=providers,
             )
+            if tuple(settings["features"]) != checker.feature_names:
+                if discard_calibration:
+                    LOG.warning("%s: calibration on %s discarded; calibrate the checker again", path, settings["features"])
+                    return checker
+                raise IndexFormatError(
+                    f"{path}: calibrated on evidence features {settings['features']}, but its evidence providers give "
+                    f"{list(checker.feature_names)}: recalibrate it (load with discard_calibration=True, then calibrate; "
+                    "CLI: authvision calibrate)"
+                )
             checker._calibration = Calibration.from_dict(settings["calibration"])
             report = settings.get("calibration_report")
             if report is not None:
@@ -582,28 +600,21 @@ def _load_model(path: Path, manifest: dict[str, Any], model: dict[str, Any], num
     return embedder
 
 
-def _default_calibration() -> Calibration:
-    return uncalibrated(FEATURES, _DEFAULT_WEIGHTS, _DEFAULT_BIAS, _DEFAULT_UNKNOWN_THRESHOLD)
+def _saved_providers(path: Path, manifest: dict[str, Any], saved: Any) -> list[EvidenceProvider]:
+    """The providers a checker was saved with (format 1 had the default ones), rebuilt from their files."""
+    if saved is None:
+        return default_providers()
+    providers = []
+    for entry in saved:
+        cls = provider_class(entry["name"])
+        prefix = f"{_EVIDENCE_DIR}{entry['name']}/"
+        names = sorted(name[len(prefix) :] for name in manifest.get("files", {}) if name.startswith(prefix))
+        providers.append(cls.restore(entry.get("config", {}), lambda name, prefix=prefix: read_verified(path, manifest, prefix + name), names))
+    return providers
 
 
-def _duplicate_features(duplicate: Match | None, max_distance: int) -> tuple[float, float]:
-    """(duplicate_genuine, duplicate_fake): 1 for an identical hash, falling to ~0 at the radius."""
-    if duplicate is None:
-        return 0.0, 0.0
-    strength = 1.0 - (duplicate.hamming or 0) / (max_distance + 1)
-    return (strength, 0.0) if duplicate.label == "genuine" else (0.0, strength)
-
-
-def _match(ref: Reference, similarity: float | None, *, hamming: int | None = None) -> Match:
-    return Match(
-        ref_id=ref.ref_id,
-        label=ref.label,
-        product=ref.product,
-        brand=ref.brand,
-        similarity=similarity,
-        source=ref.source,
-        hamming=hamming,
-    )
+def _source_name(source: ImageSource) -> str | None:
+    return os.fspath(source) if isinstance(source, (str, os.PathLike)) else None  # type: ignore[return-value]
 
 
 def _per_item(name: str, value: Any, n: int) -> list[Any]:

@@ -10,7 +10,10 @@ million paths is never held in memory. Work is pipelined over threads, each stag
                  decode (JPEG draft to the model's size) → resize → crop → tensor, and the
                  perceptual hashes from that decoded image (reusing the resize when they can)
            ─► embed thread: ONNX Runtime, in slices of ``model_batch_size``
-           ─► search thread: one batched FAISS search + hash lookup → verdicts
+           ─► evidence stage: one batched FAISS search + hash lookup (the screen), then every
+                 evidence provider of the checker (``AuthenticityChecker.verdicts_for``, the same
+                 path as ``check``) → verdicts. One thread, or ``evidence_workers`` threads when a
+                 provider is heavy (region inspection of the listings matched to a product)
            ─► caller's thread: results in input order
 
 Pillow, numpy, FAISS and ONNX Runtime release the GIL in their heavy loops, so the stages overlap
@@ -46,11 +49,10 @@ from PIL import Image
 
 from .datasets import expand_inputs
 from .embedder import available_cpus
-from .errors import ImageDecodeError
-from .hashing import HASH_BYTES, perceptual_hashes
+from .hashing import HASH_BYTES
 from .imageio import ImageSource
 from .journal import ResultJournal, ResumeError, ScanSummary
-from .preprocess import center_crop, resize_shorter, to_tensor
+from .prepare import error_message, is_single_input
 from .verdict import Verdict
 
 if TYPE_CHECKING:
@@ -79,7 +81,6 @@ DEFAULT_MODEL_BATCH_SIZE = 8
 2.6 ms in batches of 32 (1 thread, this machine): small batches keep the activations in cache."""
 
 _NO_TENSORS = np.empty((0, 3, 1, 1), dtype=np.float32)
-_SINGLE = (str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray)
 
 
 def default_threads(cpus: int | None = None) -> tuple[int, int]:
@@ -124,22 +125,18 @@ class ScanResult:
     checker_version: str
 
     def to_dict(self) -> dict[str, Any]:
-        """The flat JSON row that :func:`scan_to_jsonl` writes (floats rounded to 6 digits)."""
-        v = self.verdict
+        """The JSON row that :func:`scan_to_jsonl` writes: :meth:`Verdict.to_dict` with the input's
+        seq, id and path, the neighbours as ``neighbor_ids`` / ``neighbor_similarities`` (rows stay
+        compact), the timings and what produced it."""
+        verdict = self.verdict.to_dict()
+        neighbors = verdict.pop("neighbors")
         return {
             "seq": self.seq,
             "id": self.id,
             "path": self.path,
-            "label": v.label,
-            "authenticity": None if v.authenticity is None else round(float(v.authenticity), 6),
-            "product": v.product,
-            "brand": v.brand,
-            "calibrated": v.calibrated,
-            "neighbor_ids": [m.ref_id for m in v.neighbors],
-            "neighbor_similarities": [None if m.similarity is None else round(float(m.similarity), 6) for m in v.neighbors],
-            "duplicate_of": None if v.duplicate_of is None else v.duplicate_of.to_dict(),
-            "evidence": {name: round(float(value), 6) for name, value in v.evidence.items()},
-            "error": v.error,
+            **verdict,
+            "neighbor_ids": [m["ref_id"] for m in neighbors],
+            "neighbor_similarities": [m["similarity"] for m in neighbors],
             "timings": {name: round(float(ms), 3) for name, ms in self.timings.items()},
             "model_sha256": self.model_sha256,
             "checker_version": self.checker_version,
@@ -163,6 +160,7 @@ class _Batch:
     errors: dict[int, str]
     decode_ms: list[float]
     buffer: tuple[queue.SimpleQueue[np.ndarray], np.ndarray]  # where ``tensors`` lives, and its pool
+    images: list[Image.Image]  # the decoded photos, for the evidence providers
     vectors: np.ndarray | None = None
     fake_logits: np.ndarray | None = None  # from a model with a genuine-vs-fake head
     embed_ms: float = 0.0
@@ -182,6 +180,8 @@ class Scanner:
         queue_size: batches in flight at most (bounds memory); default ``decode_workers + 2``.
         brand: restrict every search to this brand's references.
         model_batch_size: photos per ONNX Runtime call (a batch is embedded in slices of this).
+        evidence_workers: threads that screen batches and run the evidence providers; default 1,
+            or ``decode_workers`` when a provider of the checker is heavy (region inspection).
     """
 
     def __init__(
@@ -193,6 +193,7 @@ class Scanner:
         queue_size: int | None = None,
         brand: str | None = None,
         model_batch_size: int = DEFAULT_MODEL_BATCH_SIZE,
+        evidence_workers: int | None = None,
     ) -> None:
         from .checker import AuthenticityChecker
 
@@ -200,7 +201,15 @@ class Scanner:
             raise TypeError(f"checker must be an authvision.AuthenticityChecker, got {type(checker).__name__}")
         decode_workers = default_threads()[1] if decode_workers is None else decode_workers
         queue_size = decode_workers + 2 if queue_size is None else queue_size
-        sizes = {"batch_size": batch_size, "decode_workers": decode_workers, "queue_size": queue_size, "model_batch_size": model_batch_size}
+        if evidence_workers is None:
+            evidence_workers = decode_workers if any(getattr(p, "heavy", False) for p in checker.providers) else 1
+        sizes = {
+            "batch_size": batch_size,
+            "decode_workers": decode_workers,
+            "queue_size": queue_size,
+            "model_batch_size": model_batch_size,
+            "evidence_workers": evidence_workers,
+        }
         for name, value in sizes.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -212,6 +221,7 @@ class Scanner:
         self.queue_size = queue_size
         self.brand = brand
         self.model_batch_size = model_batch_size
+        self.evidence_workers = evidence_workers
 
     def __repr__(self) -> str:
         return (
@@ -249,7 +259,7 @@ class Scanner:
         sha = self.checker.embedder.model_sha256
         decode_pool = ThreadPoolExecutor(self.decode_workers, thread_name_prefix="authvision-decode")
         embed_pool = ThreadPoolExecutor(1, thread_name_prefix="authvision-embed")
-        search_pool = ThreadPoolExecutor(1, thread_name_prefix="authvision-search", initializer=_one_openmp_thread)
+        search_pool = ThreadPoolExecutor(self.evidence_workers, thread_name_prefix="authvision-evidence", initializer=_one_openmp_thread)
         window: deque[tuple[Future[_Batch], ...]] = deque()
         # One tensor buffer per batch in flight, reused: allocating ~20 MB per batch let glibc's
         # per-thread arenas fragment, and RSS crept up by ~10% over 10k listings.
@@ -277,29 +287,27 @@ class Scanner:
 
     def _prepare(self, items: list[_Item], buffers: queue.SimpleQueue[np.ndarray]) -> _Batch:
         """Decode, preprocess and hash one batch (in a decode worker)."""
-        embedder = self.checker.embedder
-        config = embedder.manifest.preprocess
-        share_resize = config.interpolation == "bilinear"  # hashing resizes bilinearly too
+        decode, transform = self.checker.embedder.decode, self.checker.transform
         buffer = buffers.get()  # never waits: there is one per batch in flight
         tensors = buffer[: len(items)]
         hashes = np.empty((len(items), 2, HASH_BYTES), dtype=np.uint8)
         ok: list[int] = []
+        images: list[Image.Image] = []
         errors: dict[int, str] = {}
         decode_ms: list[float] = []
         for i, item in enumerate(items):
             start = time.perf_counter()
             try:
-                image = embedder.decode(item.source).image
-                resized = resize_shorter(image, config)
-                tensors[len(ok)] = to_tensor(center_crop(resized, config), config)
-                hashes[len(ok)] = perceptual_hashes(image, resized=resized if share_resize else None)
+                image = decode(item.source).image
+                transform(image, tensor_out=tensors[len(ok)], hash_out=hashes[len(ok)])
                 ok.append(i)
+                images.append(image)
             except Exception as exc:  # noqa: BLE001 - any bad input must become an error row, never stop a scan
-                errors[i] = _error_message(exc)
+                errors[i] = error_message(exc)
                 LOG.debug("input %d (%s) failed: %s", item.seq, item.id, errors[i])
             decode_ms.append(1000.0 * (time.perf_counter() - start))
         n = len(ok)
-        return _Batch(items, tensors[:n], hashes[:n], ok, errors, decode_ms, (buffers, buffer))
+        return _Batch(items, tensors[:n], hashes[:n], ok, errors, decode_ms, (buffers, buffer), images)
 
     def _embed(self, decoding: Future[_Batch]) -> _Batch:
         batch = decoding.result()
@@ -329,9 +337,12 @@ class Scanner:
         verdicts: list[Verdict] = []
         if n:
             start = time.perf_counter()
-            verdicts = self.checker.verdicts_from_embeddings(
-                batch.vectors, batch.hashes, brand=self.brand, fake_logits=batch.fake_logits
+            assert batch.vectors is not None  # set by _embed
+            listings = self.checker.listings_from_model(
+                batch.images, [batch.items[i].source for i in batch.ok], batch.vectors, batch.hashes, batch.fake_logits
             )
+            batch.images = []
+            verdicts = self.checker.verdicts_for(listings, brand=self.brand)
             search_ms = 1000.0 * (time.perf_counter() - start) / n
         embed_ms = batch.embed_ms / n if n else 0.0
         by_position = dict(zip(batch.ok, verdicts))
@@ -357,7 +368,7 @@ def _one_openmp_thread() -> None:
 
 
 def _numbered(inputs: Any) -> Iterator[_Item]:
-    if isinstance(inputs, _SINGLE):
+    if is_single_input(inputs):
         inputs = [inputs]
     for seq, entry in enumerate(inputs):
         if isinstance(entry, tuple) and len(entry) == 2:
@@ -381,12 +392,6 @@ def _chunks(items: Iterator[_Item], size: int) -> Iterator[list[_Item]]:
         yield chunk
 
 
-def _error_message(exc: BaseException) -> str:
-    if isinstance(exc, ImageDecodeError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
-
-
 def scan_to_jsonl(
     scanner: Scanner,
     inputs: Iterable[Any],
@@ -405,7 +410,7 @@ def scan_to_jsonl(
 
     def counted(items: Iterable[Any]) -> Iterator[Any]:
         nonlocal seen
-        if isinstance(items, _SINGLE):
+        if is_single_input(items):
             items = [items]
         for item in items:
             seen += 1

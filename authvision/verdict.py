@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -56,7 +57,10 @@ class Verdict:
         duplicate_of: a reference photo this listing re-uses (near-identical perceptual hash), or None.
         error: what went wrong, for label ``"error"``.
         calibrated: False while the checker runs on its uncalibrated default score mapping.
-        evidence: the named scores the authenticity was computed from (see ``checker.FEATURES``).
+        evidence: the named scores the authenticity was computed from (the checker's
+            ``feature_names``, from its evidence providers), and ``max_similarity``.
+        provider_evidence: per evidence provider (by name), its scores and its JSON-able artefacts
+            (``{"scores": {...}, ...}``; the inspection provider adds registration quality and regions).
     """
 
     authenticity: float | None
@@ -68,6 +72,12 @@ class Verdict:
     error: str | None = None
     calibrated: bool = False
     evidence: Mapping[str, float] = field(default_factory=dict)
+    provider_evidence: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def inspection(self) -> Mapping[str, Any] | None:
+        """The region inspection's evidence (registration quality, per-region scores and boxes), or None when not inspected."""
+        return self.provider_evidence.get("inspection")
 
     @property
     def nearest_genuine(self) -> Match | None:
@@ -93,5 +103,23 @@ class Verdict:
             "duplicate_of": None if self.duplicate_of is None else self.duplicate_of.to_dict(),
             "neighbors": [m.to_dict() for m in self.neighbors],
             "evidence": {name: round(float(value), 6) for name, value in self.evidence.items()},
+            "provider_evidence": {name: _jsonable(value) for name, value in self.provider_evidence.items()},
             "error": self.error,
         }
+
+
+def _jsonable(value: Any) -> Any:
+    """Artefacts as plain JSON values: floats rounded to 6 digits, tuples as lists, numpy scalars unwrapped."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return value
+    if hasattr(value, "item"):  # numpy scalar
+        return _jsonable(value.item())
+    if isinstance(value, float):
+        return round(value, 6) if math.isfinite(value) else None
+    raise TypeError(f"evidence artefact of type {type(value).__name__} is not JSON-serialisable")

@@ -1,0 +1,123 @@
+"""One way to prepare a photo: decoded RGB image → the model's input tensor and its perceptual hashes.
+
+In the manner of timm's ``resolve_model_data_config`` → ``create_transform``: the transform is made
+from the model manifest's :class:`~authvision.manifest.PreprocessConfig`, and every caller (the
+checker's ``check``/``check_many``/``calibrate``/``add_references`` and the scanner's decode workers)
+calls the same object, so the tensors and hashes of a photo are the same whichever path it took.
+
+Also here: :func:`is_single_input` (does this argument name one photo or many?) and
+:func:`decode_inputs` (a batch of inputs → decoded image or error message, one per input).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from .errors import ImageDecodeError
+from .hashing import HASH_BYTES, perceptual_hashes
+from .manifest import PreprocessConfig
+from .preprocess import center_crop, resize_shorter, to_tensor
+
+if TYPE_CHECKING:
+    from .embedder import Embedder
+    from .imageio import DecodedImage, ImageSource
+
+__all__ = ["PhotoTransform", "PreparedPhoto", "create_transform", "decode_inputs", "is_single_input", "resolve_preprocess_config"]
+
+_SINGLE = (str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray)
+
+
+def is_single_input(images: Any) -> bool:
+    """True when ``images`` is one photo (a path, encoded bytes, a PIL image or an array), not a collection."""
+    return isinstance(images, _SINGLE)
+
+
+def as_input_list(images: Any) -> list[Any]:
+    """One photo → a one-element list; a collection → its list."""
+    return [images] if is_single_input(images) else list(images)
+
+
+@dataclass(frozen=True)
+class PreparedPhoto:
+    """What the screen needs of one decoded photo."""
+
+    image: Image.Image  # the decoded RGB image
+    tensor: np.ndarray  # (3, S, S) float32, the model's input
+    hashes: np.ndarray  # (2, HASH_BYTES) uint8: pHash of the photo and of its mirror
+
+
+class PhotoTransform:
+    """Decoded RGB image → :class:`PreparedPhoto` (resize shorter side, centre crop, normalise; hashes).
+
+    The perceptual hashes reuse the model's resize when it is the canonical hashing resize (bilinear),
+    which gives the same hashes as computing them from scratch (see ``hashing.perceptual_hashes``).
+    """
+
+    def __init__(self, config: PreprocessConfig) -> None:
+        self.config = config
+        self._share_resize = config.interpolation == "bilinear"
+
+    @property
+    def input_size(self) -> int:
+        return self.config.input_size
+
+    def __call__(self, image: Image.Image, *, tensor_out: np.ndarray | None = None, hash_out: np.ndarray | None = None) -> PreparedPhoto:
+        """Prepare one image; ``tensor_out`` / ``hash_out`` receive the results in place when given."""
+        resized = resize_shorter(image, self.config)
+        tensor = to_tensor(center_crop(resized, self.config), self.config)
+        hashes = perceptual_hashes(image, resized=resized if self._share_resize else None)
+        if tensor_out is not None:
+            tensor_out[...] = tensor
+            tensor = tensor_out
+        if hash_out is not None:
+            hash_out[...] = hashes
+            hashes = hash_out
+        return PreparedPhoto(image, tensor, hashes)
+
+    def batch(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
+        """(tensors (n, 3, S, S) float32, hashes (n, 2, HASH_BYTES) uint8) of decoded images."""
+        side = self.config.input_size
+        tensors = np.empty((len(images), 3, side, side), dtype=np.float32)
+        hashes = np.empty((len(images), 2, HASH_BYTES), dtype=np.uint8)
+        for i, image in enumerate(images):
+            self(image, tensor_out=tensors[i], hash_out=hashes[i])
+        return tensors, hashes
+
+    def __repr__(self) -> str:
+        return f"PhotoTransform({self.config!r})"
+
+
+def resolve_preprocess_config(model: Embedder | PreprocessConfig) -> PreprocessConfig:
+    """The preprocessing config of a model (its manifest's), or the config itself."""
+    if isinstance(model, PreprocessConfig):
+        return model
+    return model.manifest.preprocess
+
+
+def create_transform(model: Embedder | PreprocessConfig) -> PhotoTransform:
+    """The photo transform of a model (``create_transform(embedder)``) or of a preprocessing config."""
+    return PhotoTransform(resolve_preprocess_config(model))
+
+
+def decode_inputs(sources: Iterable[ImageSource], decode: Callable[[ImageSource], DecodedImage]) -> list[DecodedImage | str]:
+    """Each input decoded, or the message saying why it could not be (one entry per input, in order)."""
+    out: list[DecodedImage | str] = []
+    for source in sources:
+        try:
+            out.append(decode(source))
+        except Exception as exc:  # noqa: BLE001 - any bad input becomes its own error entry, never a lost one
+            out.append(error_message(exc))
+    return out
+
+
+def error_message(exc: BaseException) -> str:
+    """What an error verdict says about a failed input: the library's own message, else type and message."""
+    if isinstance(exc, ImageDecodeError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

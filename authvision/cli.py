@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from ._version import __version__
 from .errors import AuthvisionError
+from .train_args import add_train_arguments
 
 LOG = logging.getLogger("authvision.cli")
 
@@ -268,49 +269,23 @@ def cmd_brandkit(args: argparse.Namespace) -> int:
 # -- train / export ------------------------------------------------------------------------------
 
 
-def _overrides(pairs: Sequence[str]) -> dict[str, Any]:
-    """``section.key=value`` pairs, values parsed as TOML scalars (``3``, ``0.5``, ``true``, ``"avg"``)."""
-    import tomllib
-
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise ValueError(f"--set expects section.key=value, got {pair!r}")
-        try:
-            out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError:
-            out[key.strip()] = value
-    return out
-
-
 def _training():
     try:
-        from authvision_train import config, pipeline
+        from authvision_train import pipeline
     except ImportError as exc:
         raise SystemExit(f"authvision: error: training needs the [train] extra (torch): pip install 'authvision[train]' ({exc})")
-    return config, pipeline
+    return pipeline
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    config_module, pipeline = _training()
-    config = config_module.load_config(args.config, _overrides(args.set))
-    result = pipeline.run(args.data, args.out, config=config, listings=args.listings, resume=args.resume,
-                          progress=not args.quiet and sys.stderr.isatty(), max_steps=args.max_steps)
-    if not result.metrics:  # a non-zero rank under torchrun
-        return 0
-    t = result.metrics["training"]
-    summary = {"model": str(result.model_dir), "checker": str(result.checker_dir), "model_card": str(result.model_dir / "README.md"),
-               "minutes": round(t["seconds"] / 60, 1), "best_validation_roc_auc": t["best_validation_roc_auc"],
-               "stopped": t["stopped"]}
-    if "evaluation" in result.metrics:
-        summary["test_roc_auc"] = {k: v["detection"]["roc_auc"] for k, v in result.metrics["evaluation"].items()}
-    _print_json(summary)
+    summary = _training().run_from_args(args)
+    if summary is not None:  # None on a non-zero rank under torchrun
+        _print_json(summary)
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    _, pipeline = _training()
+    pipeline = _training()
     manifest = pipeline.export_checkpoint(args.model, int8=args.int8)
     _print_json({"model": str(args.model), "files": {k: v.filename for k, v in manifest.files.items()},
                  "quantization_gate": manifest.quantization.get("gate")})
@@ -417,13 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     brandkit.set_defaults(func=cmd_brandkit)
 
     train = commands.add_parser("train", help="retrain on brand photos: model, calibrated checker, model card (needs [train])")
-    train.add_argument("data", type=Path, help="DATA/<brand>/<product>/<genuine|fake>/*.jpg or a CSV path,label,product,brand")
-    train.add_argument("--out", type=Path, required=True, help="model folder to write")
-    train.add_argument("--config", type=Path, default=None, help="TOML training config (defaults: authvision_train/default.toml)")
-    train.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one config value")
-    train.add_argument("--listings", type=Path, default=None, help="labelled listings CSV: evaluate before vs after on its test rows")
-    train.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
-    train.add_argument("--max-steps", type=int, default=None, help=argparse.SUPPRESS)  # smoke tests
+    add_train_arguments(train)
     train.set_defaults(func=cmd_train)
 
     export = commands.add_parser("export", help="export a trained model folder's best checkpoint to ONNX fp32 (+ int8)")

@@ -16,6 +16,7 @@ calibrate → evaluate before/after → model card.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import platform
@@ -38,6 +39,7 @@ from authvision.datasets import LabelledPhoto, read_photo_csv, read_photo_set
 from authvision.embedder import Embedder
 from authvision.evaluation import EvaluationResult, evaluate, write_report
 from authvision.imageio import load_image
+from authvision.train_args import add_train_arguments, parse_overrides
 
 from .config import RunConfig, load_config
 from .data import brandkit_backgrounds, listing_like, prepare
@@ -388,10 +390,38 @@ def model_card(run_info: dict[str, Any], metrics: dict[str, Any], manifest: dict
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:  # python -m authvision_train.pipeline
-    from authvision.cli import main as cli_main
+def run_from_args(args: argparse.Namespace) -> dict[str, Any] | None:
+    """Run the ``train`` verb's parsed arguments (:func:`authvision.train_args.add_train_arguments`,
+    plus ``quiet``); returns the JSON summary to print, or None on a non-zero rank under torchrun."""
+    config = load_config(args.config, parse_overrides(args.set))
+    result = run(args.data, args.out, config=config, listings=args.listings, resume=args.resume,
+                 progress=not getattr(args, "quiet", False) and sys.stderr.isatty(), max_steps=args.max_steps)
+    if not result.metrics:  # a non-zero rank under torchrun
+        return None
+    t = result.metrics["training"]
+    summary = {"model": str(result.model_dir), "checker": str(result.checker_dir), "model_card": str(result.model_dir / "README.md"),
+               "minutes": round(t["seconds"] / 60, 1), "best_validation_roc_auc": t["best_validation_roc_auc"],
+               "stopped": t["stopped"]}
+    if "evaluation" in result.metrics:
+        summary["test_roc_auc"] = {k: v["detection"]["roc_auc"] for k, v in result.metrics["evaluation"].items()}
+    return summary
 
-    return cli_main(["train", *(argv if argv is not None else sys.argv[1:])])
+
+def main(argv: Sequence[str] | None = None) -> int:  # python -m authvision_train.pipeline, e.g. under torchrun
+    """``authvision train``'s arguments without the verb; the summary is printed as JSON."""
+    parser = argparse.ArgumentParser(prog="python -m authvision_train.pipeline", description="Retrain on brand photos (authvision train).")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_train_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        summary = run_from_args(args)
+    except (authvision.errors.AuthvisionError, FileNotFoundError, FileExistsError, ValueError) as exc:
+        sys.stderr.write(f"authvision train: error: {exc}\n")
+        return 2
+    if summary is not None:
+        print(json.dumps(summary, indent=2))
+    return 0
 
 
 if __name__ == "__main__":

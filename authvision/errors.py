@@ -44,3 +44,7 @@ class CalibrationError(AuthvisionError, ValueError):
 
 class DatasetError(AuthvisionError, ValueError):
     """A folder or CSV of labelled photos breaks the expected layout (the message names where)."""
+
+
+class InspectionError(AuthvisionError, ValueError):
+    """Region inspection cannot be built or run on the given photos (too few, unusable, unknown option)."""

@@ -1,0 +1,26 @@
+"""Region inspection: register a listing to a product's genuine references and compare the marks.
+
+A listing photo is registered to genuine studio templates of its product (ORB keypoints,
+USAC-MAGSAC homography, mirror-aware, two passes, quality-checked), compared in the template's
+frame (local-contrast-normalised structure per pixel and per cell, hue relative to the template)
+and scored against a *genuine null*: the same comparison over the product's other genuine
+references put through simulated listing conditions. No fake photo is used anywhere.
+
+    data = build_product_inspection(genuine_photos, product="p")
+    result = inspect(listing, data)
+"""
+
+from authvision.inspection.inspector import SCORE_CHANNELS, InspectionResult, Region, inspect
+from authvision.inspection.product import InspectionParams, ProductInspection, build_product_inspection
+from authvision.inspection.registration import RegistrationParams
+
+__all__ = [
+    "SCORE_CHANNELS",
+    "InspectionParams",
+    "InspectionResult",
+    "ProductInspection",
+    "Region",
+    "RegistrationParams",
+    "build_product_inspection",
+    "inspect",
+]

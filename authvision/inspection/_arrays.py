@@ -1,0 +1,136 @@
+"""Plain-array persistence of :class:`~authvision.inspection.product.ProductInspection` (no pickle)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from authvision.errors import IndexFormatError
+from authvision.inspection.compare import TemplateView
+from authvision.inspection.null import CHANNELS, NullStats
+from authvision.inspection.registration import Keypoints, RegistrationParams
+
+if TYPE_CHECKING:
+    from authvision.inspection.product import ProductInspection
+
+logger = logging.getLogger(__name__)
+
+# name -> (dtype, number of dimensions); shapes are cross-checked in from_arrays
+_FIELDS: dict[str, tuple[str, int]] = {
+    "image": ("uint8", 3),
+    "mask": ("bool", 2),
+    "item": ("uint8", 2),
+    "search": ("uint8", 2),
+    "points": ("float32", 2),
+    "descriptors": ("uint8", 2),
+    "pix_mu": ("float32", 2),
+    "pix_sd": ("float32", 2),
+    "cell_mu": ("float32", 2),
+    "cell_sd": ("float32", 2),
+    "cell_ok": ("bool", 2),
+    "marks": ("bool", 2),
+    "q50": ("float32", 1),
+    "q95": ("float32", 1),
+}
+
+
+def to_arrays(data: "ProductInspection") -> tuple[dict[str, np.ndarray], dict]:
+    """Arrays named ``t{i}.{field}`` and metadata (format, version, product, seed, params, templates)."""
+    from authvision.inspection.product import FORMAT, FORMAT_VERSION
+
+    arrays: dict[str, np.ndarray] = {}
+    templates = []
+    for i, t in enumerate(data.templates):
+        n = t.null
+        fields = {
+            "image": t.view.image, "mask": t.view.mask, "item": t.item, "search": t.search,
+            "points": t.keypoints.points, "descriptors": t.keypoints.descriptors,
+            "pix_mu": n.pix_mu, "pix_sd": n.pix_sd, "cell_mu": n.cell_mu, "cell_sd": n.cell_sd,
+            "cell_ok": n.cell_ok, "marks": n.marks, "q50": n.q50, "q95": n.q95,
+        }  # fmt: skip
+        for k, v in fields.items():
+            arrays[f"t{i}.{k}"] = np.ascontiguousarray(v, dtype=_FIELDS[k][0])
+        templates.append({"source": int(t.source), "scale": float(t.scale), "null_samples": int(n.samples)})
+    meta = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "product": data.product,
+        "seed": data.seed,
+        "channels": list(CHANNELS),
+        "params": asdict(data.params),
+        "templates": templates,
+    }
+    return arrays, meta
+
+
+def _get(arrays: dict[str, np.ndarray], key: str) -> np.ndarray:
+    if key not in arrays:
+        raise IndexFormatError(f"inspection data lacks array {key!r}")
+    a = np.asarray(arrays[key])
+    dtype, ndim = _FIELDS[key.split(".", 1)[1]]
+    if a.dtype != np.dtype(dtype) or a.ndim != ndim:
+        raise IndexFormatError(f"inspection array {key!r} is {a.dtype} with {a.ndim} dims, expected {dtype} with {ndim}")
+    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+        raise IndexFormatError(f"inspection array {key!r} holds non-finite values")
+    return a
+
+
+def _params(raw: Any):
+    from authvision.inspection.product import InspectionParams
+
+    if not isinstance(raw, dict):
+        raise IndexFormatError("inspection metadata 'params' is not an object")
+    try:
+        reg = RegistrationParams(**raw.get("registration", {}))
+        return InspectionParams(**{**{k: v for k, v in raw.items() if k != "registration"}, "registration": reg})
+    except TypeError as e:
+        raise IndexFormatError(f"inspection metadata 'params' is malformed: {e}") from None
+
+
+def from_arrays(arrays: dict[str, np.ndarray], meta: dict) -> "ProductInspection":
+    """Inverse of :func:`to_arrays`; raises IndexFormatError on anything missing or inconsistent."""
+    from authvision.inspection.product import FORMAT, FORMAT_VERSION, ProductInspection, Template
+
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise IndexFormatError("not authvision inspection data (format field)")
+    if meta.get("version") != FORMAT_VERSION:
+        raise IndexFormatError(f"inspection data version {meta.get('version')!r}, this authvision reads {FORMAT_VERSION}")
+    if list(meta.get("channels", [])) != list(CHANNELS):
+        raise IndexFormatError(f"inspection channels {meta.get('channels')!r}, expected {list(CHANNELS)}")
+    tmeta = meta.get("templates")
+    if not isinstance(tmeta, list) or not tmeta:
+        raise IndexFormatError("inspection metadata lists no templates")
+    params = _params(meta.get("params"))
+    templates = []
+    for i, tm in enumerate(tmeta):
+        a = {k: _get(arrays, f"t{i}.{k}") for k in _FIELDS}
+        h, w = a["mask"].shape
+        for k in ("image", "item", "search", "pix_mu", "pix_sd"):
+            if a[k].shape[:2] != (h, w):
+                raise IndexFormatError(f"inspection array t{i}.{k} has shape {a[k].shape}, frame is {(h, w)}")
+        grid = (h // params.cell, w // params.cell)
+        for k in ("cell_mu", "cell_sd", "cell_ok", "marks"):
+            if a[k].shape != grid:
+                raise IndexFormatError(f"inspection array t{i}.{k} has shape {a[k].shape}, cell grid is {grid}")
+        if a["image"].shape[2] != 3 or a["points"].shape[1:] != (2,) or a["descriptors"].shape[1:] != (32,):
+            raise IndexFormatError(f"inspection template {i} image or keypoint arrays have the wrong shape")
+        if len(a["points"]) != len(a["descriptors"]):
+            raise IndexFormatError(f"inspection template {i} has {len(a['points'])} points, {len(a['descriptors'])} descriptors")
+        if a["q50"].shape != (len(CHANNELS) + 1,) or a["q95"].shape != (len(CHANNELS) + 1,):
+            raise IndexFormatError(f"inspection template {i} null quantiles have the wrong length")
+        if np.any(a["pix_sd"] <= 0) or np.any(a["cell_sd"] <= 0):
+            raise IndexFormatError(f"inspection template {i} null spread is not positive")
+        try:
+            source, scale, samples = int(tm["source"]), float(tm["scale"]), int(tm["null_samples"])
+        except (KeyError, TypeError, ValueError):
+            raise IndexFormatError(f"inspection metadata of template {i} is malformed") from None
+        view = TemplateView.from_image(a["image"], a["mask"])
+        null = NullStats(a["pix_mu"], a["pix_sd"], a["cell_mu"], a["cell_sd"], a["cell_ok"], a["marks"], a["q50"], a["q95"], samples)
+        templates.append(Template(source, view, Keypoints(a["points"], a["descriptors"]), a["item"], a["search"], null, scale))
+    extra = set(arrays) - {f"t{i}.{k}" for i in range(len(tmeta)) for k in _FIELDS}
+    if extra:
+        raise IndexFormatError(f"inspection data holds unexpected arrays {sorted(extra)[:3]}")
+    return ProductInspection(str(meta.get("product", "")), int(meta.get("seed", 0)), params, tuple(templates))

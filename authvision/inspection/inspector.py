@@ -1,0 +1,156 @@
+"""Inspection of one listing photo against a product's genuine templates."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from authvision.errors import InspectionError
+from authvision.inspection.compare import Measurement, measure
+from authvision.inspection.null import CHANNELS, cell_z, pixel_z, raw_channels, standardise
+from authvision.inspection.product import ProductInspection, Template
+from authvision.inspection.registration import Registration, listing_keypoints, register
+
+logger = logging.getLogger(__name__)
+
+SCORE_CHANNELS: tuple[str, ...] = CHANNELS
+"""Names in :attr:`InspectionResult.scores`."""
+
+
+@dataclass(frozen=True)
+class Region:
+    """A scored region: its box in the template frame and in listing pixels, its null-standardised score."""
+
+    box: tuple[int, int, int, int]
+    listing_box: tuple[float, float, float, float]
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"box": list(self.box), "listing_box": [round(v, 1) for v in self.listing_box], "score": round(self.score, 3)}
+
+
+@dataclass(frozen=True)
+class InspectionResult:
+    """Outcome of :func:`inspect`.
+
+    ``scores`` are standardised against the genuine null (0 = typical genuine, 1 = the null's 95th
+    percentile) and ``score`` is the fused anomaly score on the same scale (higher = more likely
+    fake). An unregistered listing has ``registered=False``, a ``reason``, empty scores and NaN score.
+    """
+
+    registered: bool
+    reason: str | None = None
+    template: int | None = None
+    mirrored: bool = False
+    inliers: int = 0
+    reprojection_error: float = float("nan")
+    scores: dict[str, float] = field(default_factory=dict)
+    score: float = float("nan")
+    regions: tuple[Region, ...] = ()
+    heatmap: np.ndarray | None = field(default=None, repr=False, compare=False)
+    homography: np.ndarray | None = field(default=None, repr=False, compare=False)
+    templates_registered: int = 0
+    template_scores: tuple[dict[str, float], ...] = ()
+    """Per registered template, its standardised channel scores and ``fused`` (diagnostics)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable summary (no heatmap; numbers rounded)."""
+        r = lambda v: None if v is None or not math.isfinite(v) else round(float(v), 3)  # noqa: E731
+        return {
+            "registered": self.registered,
+            "reason": self.reason,
+            "template": self.template,
+            "mirrored": self.mirrored,
+            "inliers": self.inliers,
+            "reprojection_error": r(self.reprojection_error),
+            "scores": {k: r(v) for k, v in self.scores.items()},
+            "score": r(self.score),
+            "regions": [g.to_dict() for g in self.regions],
+            "homography": None if self.homography is None else [[round(float(v), 6) for v in row] for row in self.homography],
+            "templates_registered": self.templates_registered,
+        }
+
+
+def _regions(meas: Measurement, t: Template, H: np.ndarray, k: int) -> tuple[Region, ...]:
+    """The ``k`` worst cells (null-standardised, mapped to the score scale of the cells channel)."""
+    zc = cell_z(meas, t.null.cell_mu, t.null.cell_sd, t.null.cell_ok)
+    i = CHANNELS.index("cells")
+    q50, q95 = float(t.null.q50[i]), float(t.null.q95[i])
+    order = np.argsort(np.where(np.isfinite(zc), -zc, np.inf), axis=None)[:k]
+    c = t.null.cell_mu.shape
+    cell = meas.diff.shape[0] // max(c[0], 1) if c[0] else 1
+    Hi = np.linalg.inv(H)
+    out = []
+    for flat in order:
+        y, x = np.unravel_index(int(flat), zc.shape)
+        if not np.isfinite(zc[y, x]):
+            break
+        box = (int(x * cell), int(y * cell), int((x + 1) * cell), int((y + 1) * cell))
+        corners = np.float64([[box[0], box[1]], [box[2], box[1]], [box[2], box[3]], [box[0], box[3]]])
+        lp = cv2.perspectiveTransform(corners.reshape(-1, 1, 2), Hi).reshape(-1, 2)
+        lb = (float(lp[:, 0].min()), float(lp[:, 1].min()), float(lp[:, 0].max()), float(lp[:, 1].max()))
+        out.append(Region(box, lb, float((zc[y, x] - q50) / max(q95 - q50, 1e-6))))
+    return tuple(out)
+
+
+def inspect(listing: np.ndarray, data: ProductInspection, *, regions: int = 5, heatmap: bool = True) -> InspectionResult:
+    """Registers a listing to each of the product's templates and compares it where registered.
+
+    The template with the lowest fused score is reported (the genuine view that explains the listing
+    best); its channel scores, worst regions, heatmap (per-pixel null z in the template frame) and
+    homography (listing pixels -> template frame) come with it.
+
+    Args:
+        listing: RGB uint8 HxWx3 listing photo at decode resolution.
+        data: the product's inspection data.
+        regions: how many worst regions to return.
+        heatmap: whether to return the heatmap array.
+
+    Raises:
+        InspectionError: ``listing`` is not an RGB uint8 image.
+    """
+    if not isinstance(listing, np.ndarray) or listing.ndim != 3 or listing.shape[2] != 3 or listing.dtype != np.uint8:
+        raise InspectionError("listing must be an RGB uint8 HxWx3 array")
+    listing = np.ascontiguousarray(listing)
+    p = data.params
+    lk = listing_keypoints(listing, p.registration)
+    best: tuple[float, int, Registration, Measurement, dict[str, float]] | None = None
+    failed: list[Registration] = []
+    per_template = []
+    for i, t in enumerate(data.templates):
+        reg = register(listing, lk, t.keypoints, t.item, t.search, p.registration)
+        if not reg.ok:
+            failed.append(reg)
+            continue
+        meas = measure(listing, reg.homography, t.view, p.cell)
+        n = t.null
+        std = standardise(raw_channels(meas, n.pix_mu, n.pix_sd, n.cell_mu, n.cell_sd, n.cell_ok, n.marks), n)
+        per_template.append(std)
+        if best is None or std["fused"] < best[0]:
+            best = (std["fused"], i, reg, meas, std)
+    if best is None:
+        worst = max(failed, key=lambda r: r.inliers)
+        return InspectionResult(False, worst.reason, inliers=worst.inliers, reprojection_error=worst.reprojection_error)
+    fused, i, reg, meas, std = best
+    t = data.templates[i]
+    hm = pixel_z(meas, t.null.pix_mu, t.null.pix_sd) if heatmap else None
+    return InspectionResult(
+        registered=True,
+        reason=None,
+        template=i,
+        mirrored=reg.mirrored,
+        inliers=reg.inliers,
+        reprojection_error=reg.reprojection_error,
+        scores={c: std[c] for c in SCORE_CHANNELS},
+        score=fused,
+        regions=_regions(meas, t, reg.homography, regions),
+        heatmap=hm,
+        homography=reg.homography,
+        templates_registered=len(per_template),
+        template_scores=tuple(per_template),
+    )

@@ -1,0 +1,191 @@
+"""Inspection data of one product: templates, their keypoints and masks, mark regions, genuine null.
+
+Built from the product's genuine studio references only; persisted as plain numpy arrays plus
+JSON-able metadata (no pickle) through :meth:`ProductInspection.to_arrays` / ``from_arrays``.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from authvision.errors import InspectionError
+from authvision.inspection.compare import Measurement, TemplateView, lcn, measure
+from authvision.inspection.conditions import simulate_listing
+from authvision.inspection.masks import full_mask, inspection_mask, item_mask
+from authvision.inspection.null import NullStats, fit_null
+from authvision.inspection.registration import (
+    Keypoints,
+    RegistrationParams,
+    detect,
+    gray,
+    listing_keypoints,
+    register,
+)
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "authvision.inspection"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class InspectionParams:
+    """How a product's inspection data is built and compared (defaults are the measured ones)."""
+
+    frame: int = 448
+    """Longest side in pixels of the template frame where keypoints live and comparison happens."""
+    cell: int = 24
+    erode: int = 31
+    null_per_reference: int = 2
+    selection: str = "cover"
+    """Template choice: "cover" (medoid, then farthest genuine photos) or "first"."""
+    registration: RegistrationParams = field(default_factory=RegistrationParams)
+
+
+@dataclass(frozen=True)
+class Template:
+    """One genuine reference as a template: frame image and maps, keypoints, masks, null."""
+
+    source: int
+    view: TemplateView
+    keypoints: Keypoints
+    item: np.ndarray
+    search: np.ndarray
+    null: NullStats
+    scale: float
+    """Template frame pixels per source-photo pixel."""
+
+
+@dataclass(frozen=True)
+class ProductInspection:
+    """Everything :func:`authvision.inspection.inspect` needs for one product."""
+
+    product: str
+    seed: int
+    params: InspectionParams
+    templates: tuple[Template, ...]
+
+    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
+        """Numpy arrays and JSON-able metadata (see :meth:`from_arrays`)."""
+        from authvision.inspection._arrays import to_arrays
+
+        return to_arrays(self)
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict) -> "ProductInspection":
+        """Rebuilds inspection data; raises :class:`authvision.errors.IndexFormatError` if malformed."""
+        from authvision.inspection._arrays import from_arrays
+
+        return from_arrays(arrays, meta)
+
+
+def frame_image(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+    """The photo resized so its longest side is ``side`` px, and the scale used."""
+    s = side / max(rgb.shape[:2])
+    h, w = rgb.shape[:2]
+    out = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    return out, s
+
+
+def make_template_parts(rgb: np.ndarray, p: InspectionParams) -> tuple[TemplateView, Keypoints, np.ndarray, np.ndarray, float]:
+    """Frame image, maps, keypoints and masks of a genuine photo used as a template."""
+    img, s = frame_image(rgb, p.frame)
+    item = item_mask(img)
+    kp = detect(gray(img), item, p.registration.nfeatures)
+    search = cv2.dilate(item, np.ones((15, 15), np.uint8))
+    view = TemplateView.from_image(img, inspection_mask(img, p.erode))
+    return view, kp, item, search, s
+
+
+def _signature(rgb: np.ndarray) -> np.ndarray:
+    """A small pose-sensitive descriptor of a studio photo: LCN of the item crop at 48x48."""
+    small, _ = frame_image(rgb, 160)
+    m = full_mask(small)
+    ys, xs = np.nonzero(m)
+    crop = small if len(xs) < 16 else small[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    g = cv2.resize(gray(crop), (48, 48), interpolation=cv2.INTER_AREA)
+    return lcn(g, 3).ravel()
+
+
+def choose_templates(genuine: list[np.ndarray], k: int, how: str) -> list[int]:
+    """Indices of ``k`` genuine photos to use as templates.
+
+    "cover": the medoid of the pose signatures, then repeatedly the photo farthest from those chosen
+    (covers genuine variation such as a watch's hands or a handle's fall). "first": the first ``k``.
+    """
+    k = max(1, min(k, len(genuine)))
+    if how == "first" or len(genuine) <= k:
+        return list(range(k))
+    if how != "cover":
+        raise InspectionError(f"unknown template selection {how!r}")
+    sig = np.stack([_signature(g) for g in genuine])
+    dist = np.abs(sig[:, None] - sig[None]).mean(2)
+    chosen = [int(np.argmin(dist.sum(1)))]
+    while len(chosen) < k:
+        chosen.append(int(np.argmax(dist[:, chosen].min(1))))
+    return chosen
+
+
+def build_product_inspection(
+    genuine: list[np.ndarray],
+    *,
+    product: str,
+    seed: int = 0,
+    templates: int = 3,
+    params: InspectionParams | None = None,
+) -> ProductInspection:
+    """Builds a product's inspection data from its genuine studio reference photos.
+
+    Args:
+        genuine: RGB uint8 HxWx3 photos at decode resolution (at least two).
+        product: product id (metadata, and part of the random seed).
+        seed: seed of the simulated listing conditions; the result is deterministic for it.
+        templates: how many templates to keep.
+        params: build and comparison parameters.
+
+    Returns:
+        The product's :class:`ProductInspection`.
+
+    Raises:
+        InspectionError: fewer than two usable genuine photos, or no template with a usable null.
+    """
+    p = params or InspectionParams()
+    photos = [np.ascontiguousarray(g) for g in genuine]
+    for g in photos:
+        if g.ndim != 3 or g.shape[2] != 3 or g.dtype != np.uint8:
+            raise InspectionError("genuine photos must be RGB uint8 HxWx3 arrays")
+    if len(photos) < 2:
+        raise InspectionError(f"{product}: inspection needs at least two genuine photos, got {len(photos)}")
+    rng = np.random.default_rng([seed, zlib.crc32(product.encode())])
+    degraded = [[simulate_listing(g, rng) for _ in range(p.null_per_reference)] for g in photos]
+    keyed = [[(d, listing_keypoints(d, p.registration)) for d in ds] for ds in degraded]
+    built = []
+    for t in choose_templates(photos, templates, p.selection):
+        view, kp, item, search, s = make_template_parts(photos[t], p)
+        meas: list[Measurement] = []
+        groups: list[int] = []
+        for j, ds in enumerate(keyed):
+            if j == t:
+                continue
+            for d, lk in ds:
+                reg = register(d, lk, kp, item, search, p.registration)
+                if reg.ok:
+                    meas.append(measure(d, reg.homography, view, p.cell))
+                    groups.append(j)
+                else:
+                    logger.debug("%s template %d: null sample of photo %d not registered: %s", product, t, j, reg.reason)
+        if len(set(groups)) < 3:
+            logger.warning("%s: template %d dropped, only %d null photos registered", product, t, len(set(groups)))
+            continue
+        null = fit_null(meas, groups, view.norm, view.mask, p.cell)
+        built.append(Template(t, view, kp, item, search, null, s))
+        logger.info("%s: template %d, %d null samples", product, t, len(meas))
+    if not built:
+        raise InspectionError(f"{product}: no template could be built (genuine photos do not register to each other)")
+    return ProductInspection(product, int(seed), p, tuple(built))
+

@@ -1,0 +1,183 @@
+"""Region inspection: registration accuracy, heatmap alignment, refusals, persistence, determinism."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+from authvision.errors import IndexFormatError, InspectionError
+from authvision.inspection import InspectionParams, ProductInspection, build_product_inspection, inspect
+from authvision.inspection.registration import RegistrationParams, gray, homography_problem, listing_keypoints, register
+from authvision.inspection.registration import detect
+
+SMALL = InspectionParams(frame=256, cell=16, erode=9, null_per_reference=2)
+
+
+def _studio(photo: np.ndarray, rng: np.random.Generator, side: int = 320) -> np.ndarray:
+    """A real photo as an 'item' on a plain pale studio background, slightly moved and relit."""
+    item = cv2.resize(photo, (200, 140), interpolation=cv2.INTER_AREA)
+    canvas = np.full((side, side, 3), 236, np.uint8)
+    M = cv2.getRotationMatrix2D((100, 70), float(rng.uniform(-2, 2)), 1.0)
+    M[:, 2] += [60 + rng.integers(-5, 6), 90 + rng.integers(-5, 6)]
+    mask = cv2.warpAffine(np.ones((140, 200), np.uint8), M, (side, side)) > 0
+    warped = cv2.warpAffine(item, M, (side, side))
+    canvas[mask] = np.clip(warped[mask] * rng.uniform(0.95, 1.05), 0, 255).astype(np.uint8)
+    return canvas
+
+
+@pytest.fixture(scope="module")
+def genuine() -> list[np.ndarray]:
+    rng = np.random.default_rng(7)
+    return [_studio(skimage.data.coffee(), rng) for _ in range(5)]
+
+
+@pytest.fixture(scope="module")
+def data(genuine) -> ProductInspection:
+    return build_product_inspection(genuine, product="coffee", seed=3, templates=1, params=SMALL)
+
+
+def _known_view(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The image seen through a known homography (template -> listing), and that homography."""
+    h, w = image.shape[:2]
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    dst = np.float32([[30, 12], [w + 10, 25], [w - 8, h + 18], [14, h - 6]])
+    Hk = cv2.getPerspectiveTransform(src, dst)
+    return cv2.warpPerspective(image, Hk, (w + 40, h + 40), flags=cv2.INTER_LINEAR), Hk
+
+
+def test_known_homography_is_recovered_within_a_pixel():
+    photo = cv2.resize(skimage.data.astronaut(), (384, 384), interpolation=cv2.INTER_AREA)
+    listing, Hk = _known_view(photo)
+    p = RegistrationParams()
+    full = np.ones(photo.shape[:2], np.uint8)
+    reg = register(listing, listing_keypoints(listing, p), detect(gray(photo), None, p.nfeatures), full, full * 255, p)
+    assert reg.ok, reg.reason
+    assert not reg.mirrored and reg.inliers >= 50
+    corners = np.float64([[0, 0], [383, 0], [383, 383], [0, 383]]).reshape(-1, 1, 2)
+    expected = cv2.perspectiveTransform(corners, Hk)
+    recovered = cv2.perspectiveTransform(corners, np.linalg.inv(reg.homography))
+    assert np.abs(recovered - expected).max() < 1.0
+
+
+def test_mirrored_listing_registers_as_mirrored():
+    photo = cv2.resize(skimage.data.astronaut(), (384, 384), interpolation=cv2.INTER_AREA)
+    listing = np.ascontiguousarray(_known_view(photo)[0][:, ::-1])
+    p = RegistrationParams()
+    full = np.ones(photo.shape[:2], np.uint8)
+    reg = register(listing, listing_keypoints(listing, p), detect(gray(photo), None, p.nfeatures), full, full * 255, p)
+    assert reg.ok and reg.mirrored
+    assert np.linalg.det(reg.homography[:2, :2]) < 0
+
+
+def test_degenerate_homographies_are_refused():
+    mask = np.zeros((100, 100), np.uint8)
+    mask[20:80, 20:80] = 1
+    p = RegistrationParams()
+    assert homography_problem(np.eye(3), (100, 100), mask, False, p) is None
+    assert "degenerate" in homography_problem(np.zeros((3, 3)), (100, 100), mask, False, p)
+    squash = np.diag([1.0, 0.05, 1.0])
+    assert "conditioning" in homography_problem(squash, (100, 100), mask, False, p)
+    assert "orientation" in homography_problem(np.diag([-1.0, 1, 1]) @ [[1, 0, -99], [0, 1, 0], [0, 0, 1]], (100, 100), mask, False, p)
+    far = np.array([[1.0, 0, 500], [0, 1, 0], [0, 0, 1]])
+    assert "outside" in homography_problem(far, (100, 100), mask, False, p)
+
+
+def test_genuine_view_registers_and_scores_low(data, genuine):
+    listing, _ = _known_view(genuine[data.templates[0].source])
+    r = inspect(listing, data)
+    assert r.registered and r.reason is None and r.template == 0
+    assert set(r.scores) >= {"structure", "cells", "colour"}
+    assert r.score < 1.5
+    d = r.to_dict()
+    json.dumps(d)
+    assert "heatmap" not in d and len(d["regions"]) == len(r.regions) > 0
+
+
+def test_painted_defect_lights_up_where_it_was_painted(data, genuine):
+    t = data.templates[0]
+    src = genuine[t.source].copy()
+    x0, y0 = 150, 150  # photo pixels, inside the item
+    cv2.rectangle(src, (x0, y0), (x0 + 28, y0 + 28), (20, 20, 200), -1)
+    cv2.putText(src, "X", (x0 + 4, y0 + 24), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (250, 250, 40), 2)
+    listing, _ = _known_view(src)
+    r = inspect(listing, data)
+    assert r.registered
+    painted = np.array([x0, y0, x0 + 28, y0 + 28]) * t.scale
+    bx = r.regions[0].box
+    overlap = min(bx[2], painted[2]) - max(bx[0], painted[0]), min(bx[3], painted[3]) - max(bx[1], painted[1])
+    assert overlap[0] > 0 and overlap[1] > 0, (bx, painted)
+    hy, hx = np.unravel_index(int(np.argmax(r.heatmap)), r.heatmap.shape)
+    assert painted[0] - 8 <= hx <= painted[2] + 8 and painted[1] - 8 <= hy <= painted[3] + 8
+    clean = inspect(_known_view(genuine[t.source])[0], data)
+    assert r.score > clean.score + 1.0
+    # the region's listing box is the template box mapped back through the homography
+    lb = r.regions[0].listing_box
+    centre = cv2.perspectiveTransform(np.float64([[[(lb[0] + lb[2]) / 2, (lb[1] + lb[3]) / 2]]]), r.homography)[0, 0]
+    assert bx[0] - 2 <= centre[0] <= bx[2] + 2 and bx[1] - 2 <= centre[1] <= bx[3] + 2
+
+
+def test_unrelated_photo_is_not_registered(data):
+    r = inspect(skimage.data.astronaut(), data)
+    assert not r.registered and r.reason
+    assert r.scores == {} and np.isnan(r.score) and r.heatmap is None
+    blank = inspect(np.full((200, 200, 3), 128, np.uint8), data)
+    assert not blank.registered and "too few" in blank.reason
+    json.dumps(r.to_dict())
+
+
+def test_round_trip_gives_identical_results(data, genuine):
+    arrays, meta = data.to_arrays()
+    meta = json.loads(json.dumps(meta))
+    back = ProductInspection.from_arrays({k: v.copy() for k, v in arrays.items()}, meta)
+    listing, _ = _known_view(genuine[2])
+    a, b = inspect(listing, data), inspect(listing, back)
+    assert a.to_dict() == b.to_dict()
+    assert np.array_equal(a.heatmap, b.heatmap)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["drop", "dtype", "nan", "shape", "version", "extra", "params"],
+)
+def test_malformed_arrays_raise_index_format_error(data, damage):
+    arrays, meta = data.to_arrays()
+    arrays = dict(arrays)
+    meta = json.loads(json.dumps(meta))
+    if damage == "drop":
+        del arrays["t0.pix_sd"]
+    elif damage == "dtype":
+        arrays["t0.descriptors"] = arrays["t0.descriptors"].astype(np.float32)
+    elif damage == "nan":
+        arrays["t0.pix_mu"] = arrays["t0.pix_mu"].copy()
+        arrays["t0.pix_mu"][3, 3] = np.nan
+    elif damage == "shape":
+        arrays["t0.cell_mu"] = arrays["t0.cell_mu"][:-1]
+    elif damage == "version":
+        meta["version"] = 99
+    elif damage == "extra":
+        arrays["t1.image"] = arrays["t0.image"]
+    elif damage == "params":
+        meta["params"]["bogus"] = 1
+    with pytest.raises(IndexFormatError):
+        ProductInspection.from_arrays(arrays, meta)
+
+
+def test_build_is_deterministic_for_a_seed(data, genuine):
+    again = build_product_inspection(genuine, product="coffee", seed=3, templates=1, params=SMALL)
+    a, ma = data.to_arrays()
+    b, mb = again.to_arrays()
+    assert ma == mb and a.keys() == b.keys()
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    other = build_product_inspection(genuine, product="coffee", seed=4, templates=1, params=SMALL)
+    assert not np.array_equal(a["t0.pix_mu"], other.to_arrays()[0]["t0.pix_mu"])
+
+
+def test_bad_inputs_raise_inspection_error(data, genuine):
+    with pytest.raises(InspectionError):
+        build_product_inspection(genuine[:1], product="coffee")
+    with pytest.raises(InspectionError):
+        inspect(np.zeros((10, 10), np.uint8), data)

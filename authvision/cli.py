@@ -61,21 +61,12 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_photos(checker, photos, args: argparse.Namespace, chunk: int = 64) -> list[str]:
-    """Add labelled photos in chunks with a progress bar; returns the paths that could not be read."""
-    skipped: list[str] = []
+def add_photos(checker, photos, args: argparse.Namespace) -> list[str]:
+    """Add labelled photos with a progress bar; returns the paths that could not be read."""
+    from .datasets import add_labelled_photos
+
     with _progress(len(photos), "indexing", args) as bar:
-        for start in range(0, len(photos), chunk):
-            batch = photos[start : start + chunk]
-            ids = checker.add_references(
-                [p.path for p in batch],
-                [p.label for p in batch],
-                product=[p.product for p in batch],
-                brand=[p.brand for p in batch],
-                on_error="skip",
-            )
-            skipped.extend(str(p.path) for p, ref_id in zip(batch, ids) if ref_id is None)
-            bar.update(len(batch))
+        skipped = add_labelled_photos(checker, photos, progress=bar.update)
     for path in skipped:
         LOG.warning("skipped unreadable photo %s", path)
     return skipped

@@ -6,6 +6,7 @@ be described by a CSV with a header naming at least ``path`` and ``label`` (opti
 Both readers check the structure and name the folder or line at fault; they do not decode images
 (that happens, safely, where the photos are used).
 
+:func:`add_labelled_photos` adds a photo set to a checker's references in chunks.
 :func:`expand_inputs` turns the command line's listing arguments (folders, path lists, CSVs, single
 photos) into ``(id, path)`` pairs for a scan.
 """
@@ -16,16 +17,21 @@ import csv
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import AuthvisionError, DatasetError
+
+if TYPE_CHECKING:
+    from .checker import AuthenticityChecker
 
 __all__ = [
     "IMAGE_SUFFIXES",
     "LIST_SUFFIXES",
     "LabelledPhoto",
+    "add_labelled_photos",
     "expand_inputs",
     "list_images",
     "read_brand_folder",
@@ -40,6 +46,8 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
 """Suffixes of a text file that lists one listing path per line (:func:`expand_inputs`)."""
 REFERENCE_LABELS = ("genuine", "fake")
+ADD_CHUNK = 64
+"""Photos per :meth:`~authvision.checker.AuthenticityChecker.add_references` call in :func:`add_labelled_photos`."""
 
 
 @dataclass(frozen=True)
@@ -145,6 +153,35 @@ def summarise(photos: Sequence[LabelledPhoto]) -> dict[str, dict[str, int]]:
     for (product, label), n in sorted(counts.items()):
         out.setdefault(product, {})[label] = n
     return out
+
+
+def add_labelled_photos(
+    checker: AuthenticityChecker,
+    photos: Sequence[LabelledPhoto],
+    *,
+    chunk: int = ADD_CHUNK,
+    progress: Callable[[int], None] | None = None,
+) -> list[str]:
+    """Add ``photos`` to ``checker``'s references, ``chunk`` at a time (one chunk's decoded photos
+    in memory at once), each with its label, product and brand; unreadable photos are skipped.
+
+    ``progress`` is called with the number of photos of each chunk once it is added. Returns the
+    paths of the photos that were skipped.
+    """
+    skipped: list[str] = []
+    for start in range(0, len(photos), chunk):
+        batch = photos[start : start + chunk]
+        ids = checker.add_references(
+            [p.path for p in batch],
+            [p.label for p in batch],  # type: ignore[misc]  # checked by add_references
+            product=[p.product for p in batch],
+            brand=[p.brand for p in batch],
+            on_error="skip",
+        )
+        skipped.extend(str(p.path) for p, ref_id in zip(batch, ids) if ref_id is None)
+        if progress is not None:
+            progress(len(batch))
+    return skipped
 
 
 # -- scan inputs from the command line ---------------------------------------------------------------

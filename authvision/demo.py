@@ -20,7 +20,7 @@ import numpy as np
 
 from .brandkit import KitConfig, generate_kit
 from .checker import AuthenticityChecker
-from .datasets import LabelledPhoto, read_brand_folder, read_photo_csv
+from .datasets import LabelledPhoto, add_labelled_photos, read_brand_folder, read_photo_csv
 from .embedder import Embedder
 from .evaluation import EvaluationResult, evaluate, write_report
 
@@ -67,13 +67,14 @@ def run_demo(
     embedder = Embedder.load(model)
     checker = AuthenticityChecker(embedder)
     references = read_brand_folder(kit.references_dir)
-    for begin in range(0, len(references), 64):
-        batch = references[begin : begin + 64]
-        checker.add_references(
-            [p.path for p in batch], [p.label for p in batch],
-            product=[p.product for p in batch], brand=[p.brand for p in batch], on_error="skip",
-        )
-        step("indexing references", begin + len(batch), len(references))
+    indexed = 0
+
+    def added(n: int) -> None:
+        nonlocal indexed
+        indexed += n
+        step("indexing references", indexed, len(references))
+
+    add_labelled_photos(checker, references, progress=added)
 
     listings = read_photo_csv(kit.listings_csv)
     calibration, test = _split(listings, "calibration"), _split(listings, "test")

@@ -35,7 +35,7 @@ import authvision
 import authvision.errors
 from authvision.calibration import MIN_PER_CLASS
 from authvision.checker import AuthenticityChecker
-from authvision.datasets import LabelledPhoto, read_photo_csv, read_photo_set
+from authvision.datasets import LabelledPhoto, add_labelled_photos, read_photo_csv, read_photo_set
 from authvision.embedder import Embedder
 from authvision.evaluation import EvaluationResult, evaluate, write_report
 from authvision.imageio import load_image
@@ -221,10 +221,7 @@ def _index_and_calibrate(checker: AuthenticityChecker, prepared, calibration: Ca
 
 
 def _add(checker: AuthenticityChecker, photos) -> None:
-    for begin in range(0, len(photos), 64):
-        chunk = photos[begin : begin + 64]
-        checker.add_references([p.source.path for p in chunk], [p.label for p in chunk],
-                               product=[p.product for p in chunk], brand=[p.source.brand for p in chunk], on_error="skip")
+    add_labelled_photos(checker, [LabelledPhoto(p.source.path, p.label, p.product, p.source.brand) for p in photos])
 
 
 def _before_after(listings_csv: Path, out: Path, retrained: AuthenticityChecker, prepared, calibration) -> dict[str, Any]:

@@ -362,7 +362,7 @@ class AuthenticityChecker:
             for provider, evidence in zip(self.providers, per_provider):
                 values = evidence[i].features
                 features.extend(values)
-                reports[provider.name] = {"scores": dict(zip(provider.features, values)), **evidence[i].artefacts}
+                reports[provider.name] = {**evidence[i].artefacts, "features": dict(zip(provider.features, values))}
             out.append(Assessment(s.neighbors, s.duplicate_of, s.product, s.brand, s.max_similarity, tuple(features), reports))
         return out
 

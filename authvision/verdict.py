@@ -60,7 +60,7 @@ class Verdict:
         evidence: the named scores the authenticity was computed from (the checker's
             ``feature_names``, from its evidence providers), and ``max_similarity``.
         provider_evidence: per evidence provider (by name), its scores and its JSON-able artefacts
-            (``{"scores": {...}, ...}``; the inspection provider adds registration quality and regions).
+            (``{"features": {...}, ...}``; the inspection provider adds registration quality and regions).
     """
 
     authenticity: float | None

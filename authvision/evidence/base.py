@@ -105,6 +105,8 @@ class EvidenceProvider:
     features: tuple[str, ...] = ()
     default_weights: Mapping[str, float] = {}
     """Weights of the checker's uncalibrated default mapping (features not named weigh 0)."""
+    heavy: ClassVar[bool] = False
+    """True for a provider that costs far more than the screen (the scanner then runs it on several threads)."""
 
     def assess(
         self, listings: Sequence[Listing], screens: Sequence[Screen], checker: AuthenticityChecker

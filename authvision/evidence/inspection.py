@@ -1,0 +1,270 @@
+"""Evidence from region inspection: the listing registered to its product's genuine references, marks compared.
+
+:class:`InspectionEvidence` keeps, per product, the genuine reference photos (reduced to
+:data:`REFERENCE_SIDE` px, JPEG) and the :class:`~authvision.inspection.ProductInspection` built from
+them (templates, keypoints, masks, the genuine null). Both are saved with the checker (plain arrays
+and JPEG bytes, checksummed with every other file; no pickle), so a checker copied to another machine
+inspects without the original photo files. Adding or removing a genuine reference marks its product
+for a rebuild, done on the next inspection of that product or on save.
+
+A listing is inspected when the screen matched it to a product that has inspection data (at least
+:data:`MIN_GENUINE` genuine references), its best similarity reaches ``min_similarity`` and, when
+``products`` / ``brands`` are given, the product or brand is among them. It is decoded again at full
+resolution from its source (the screen's copy is JPEG-draft reduced to the model's size). Features:
+
+* ``inspection_score``: the fused anomaly score, standardised against the genuine null (0 ≈ a
+  typical genuine listing, 1 ≈ the null's 95th percentile), clipped to [-2, 20]; 0 when not inspected;
+* ``inspection_registered``: 1 when the listing registered to a template, else 0.
+
+The artefacts say whether the listing was inspected, why not, the registration quality and the
+worst regions with their boxes in listing pixels. A failure of any kind (unregistrable listing,
+corrupt data, out of memory) leaves the screen's evidence with ``inspected: false`` and the reason.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from ..errors import AuthvisionError, IndexFormatError
+from ..imageio import decode_image
+from .base import EvidenceProvider, Listing, ProviderEvidence, Screen, register_provider
+
+if TYPE_CHECKING:
+    from ..checker import AuthenticityChecker
+    from ..imageio import ImageSource
+    from ..index import Reference
+    from ..inspection import InspectionResult, ProductInspection
+
+__all__ = ["InspectionEvidence"]
+
+LOG = logging.getLogger(__name__)
+
+REFERENCE_SIDE = 800
+"""Longest side of the genuine reference photos kept for (re)building a product's inspection data."""
+MIN_GENUINE = 3
+"""Genuine references a product needs before it is inspected (two templates' nulls need the others)."""
+SCORE_CLIP = (-2.0, 20.0)
+_PRODUCTS_FILE = "products.json"
+
+
+@register_provider
+class InspectionEvidence(EvidenceProvider):
+    """Region inspection of listings matched to an indexed product (see the module docstring).
+
+    Args:
+        min_similarity: inspect only listings whose best reference similarity reaches this.
+        products, brands: inspect only these products / brands (all when None).
+        templates: genuine templates per product.
+        seed: seed of the simulated listing conditions of the genuine null.
+        regions: worst regions reported per listing.
+    """
+
+    name = "inspection"
+    features = ("inspection_score", "inspection_registered")
+    default_weights = {"inspection_score": -0.5}
+    heavy = True
+
+    def __init__(
+        self,
+        *,
+        min_similarity: float = 0.0,
+        products: Sequence[str] | None = None,
+        brands: Sequence[str] | None = None,
+        templates: int = 3,
+        seed: int = 0,
+        regions: int = 5,
+    ) -> None:
+        self.min_similarity = float(min_similarity)
+        self.products = None if products is None else sorted(set(products))
+        self.brands = None if brands is None else sorted(set(brands))
+        self.templates = int(templates)
+        self.seed = int(seed)
+        self.regions = int(regions)
+        self._photos: dict[str, dict[int, bytes]] = {}  # product -> ref id -> reduced JPEG
+        self._data: dict[str, ProductInspection | None] = {}  # None: could not be built
+        self._dirty: set[str] = set()
+        self._lock = threading.RLock()
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "min_similarity": self.min_similarity,
+            "products": self.products,
+            "brands": self.brands,
+            "templates": self.templates,
+            "seed": self.seed,
+            "regions": self.regions,
+        }
+
+    def __repr__(self) -> str:
+        return f"InspectionEvidence(products={len(self._photos)}, min_similarity={self.min_similarity})"
+
+    # -- references ----------------------------------------------------------------------------------
+    def references_added(self, references: Sequence[Reference], sources: Sequence[ImageSource], checker: AuthenticityChecker) -> None:
+        for ref, source in zip(references, sources):
+            if ref.label != "genuine" or ref.product is None:
+                continue
+            try:
+                image = decode_image(source).image
+            except Exception as exc:  # noqa: BLE001 - the reference is indexed already; inspection goes without it
+                LOG.warning("reference %d (%s): not kept for inspection: %s", ref.ref_id, ref.product, exc)
+                continue
+            with self._lock:
+                self._photos.setdefault(ref.product, {})[ref.ref_id] = _reduced_jpeg(image)
+                self._dirty.add(ref.product)
+
+    def references_removed(self, references: Sequence[Reference], checker: AuthenticityChecker) -> None:
+        with self._lock:
+            for ref in references:
+                photos = self._photos.get(ref.product or "")
+                if photos is not None and photos.pop(ref.ref_id, None) is not None:
+                    self._dirty.add(ref.product or "")
+
+    def product_data(self, product: str) -> ProductInspection | None:
+        """The product's inspection data, (re)built if its references changed; None if it has none."""
+        with self._lock:
+            if product in self._dirty:
+                self._rebuild(product)
+            return self._data.get(product)
+
+    def _rebuild(self, product: str) -> None:
+        from ..inspection import build_product_inspection
+
+        self._dirty.discard(product)
+        photos = self._photos.get(product, {})
+        if len(photos) < MIN_GENUINE:
+            self._data.pop(product, None)
+            return
+        arrays = [np.asarray(Image.open(io.BytesIO(photos[ref_id])).convert("RGB")) for ref_id in sorted(photos)]
+        try:
+            self._data[product] = build_product_inspection(arrays, product=product, seed=self.seed, templates=self.templates)
+        except AuthvisionError as exc:
+            LOG.warning("%s: no inspection data: %s", product, exc)
+            self._data[product] = None
+
+    # -- evidence ------------------------------------------------------------------------------------
+    def assess(self, listings: Sequence[Listing], screens: Sequence[Screen], checker: AuthenticityChecker) -> list[ProviderEvidence]:
+        return [self._assess_one(listing, s) for listing, s in zip(listings, screens)]
+
+    def _assess_one(self, listing: Listing, s: Screen) -> ProviderEvidence:
+        skipped = self._skip_reason(s)
+        if skipped is not None:
+            return _not_inspected(skipped)
+        try:
+            result = self.inspect(listing, s.product or "", heatmap=False)
+        except MemoryError:
+            return _not_inspected("out of memory during inspection")
+        except Exception as exc:  # noqa: BLE001 - a failed inspection never loses the screen's verdict
+            LOG.warning("inspection of a %s listing failed: %r", s.product, exc)
+            return _not_inspected(f"inspection failed: {type(exc).__name__}: {exc}")
+        if result is None:
+            return _not_inspected(f"no inspection data for product {s.product!r}")
+        summary = result.to_dict()
+        summary.pop("homography", None)
+        artefacts = {"inspected": True, "channels": summary.pop("scores"), **summary}
+        if not result.registered:
+            return ProviderEvidence((0.0, 0.0), artefacts)
+        score = float(np.clip(result.score, *SCORE_CLIP)) if np.isfinite(result.score) else 0.0
+        return ProviderEvidence((score, 1.0), artefacts)
+
+    def _skip_reason(self, s: Screen) -> str | None:
+        if s.product is None:
+            return "no product matched"
+        if s.known_score < self.min_similarity:
+            return f"best similarity {s.max_similarity:.3f} under the inspection floor {self.min_similarity:.3f}"
+        if self.products is not None and s.product not in self.products:
+            return f"product {s.product!r} is not inspected"
+        if self.brands is not None and s.brand not in self.brands:
+            return f"brand {s.brand!r} is not inspected"
+        if len(self._photos.get(s.product, {})) < MIN_GENUINE:
+            return f"product {s.product!r} has fewer than {MIN_GENUINE} genuine references"
+        return None
+
+    def inspect(self, listing: Listing | ImageSource, product: str, *, heatmap: bool = True) -> InspectionResult | None:
+        """Inspect one listing (a :class:`Listing` or any image input) against ``product``; None without data."""
+        from ..inspection import inspect
+
+        data = self.product_data(product)
+        if data is None:
+            return None
+        return inspect(_full_resolution(listing), data, regions=self.regions, heatmap=heatmap)
+
+    # -- persistence ---------------------------------------------------------------------------------
+    def state_files(self) -> dict[str, bytes]:
+        with self._lock:
+            for product in sorted(self._dirty):
+                self._rebuild(product)
+            files: dict[str, bytes] = {}
+            index: dict[str, dict[str, Any]] = {}
+            for n, product in enumerate(sorted(self._photos)):
+                stem = f"p{n:04d}-{_slug(product)}"
+                refs = sorted(self._photos[product])
+                for ref_id in refs:
+                    files[f"{stem}/ref-{ref_id}.jpg"] = self._photos[product][ref_id]
+                entry: dict[str, Any] = {"stem": stem, "references": refs, "data": None}
+                data = self._data.get(product)
+                if data is not None:
+                    arrays, meta = data.to_arrays()
+                    buffer = io.BytesIO()
+                    np.savez(buffer, **arrays)
+                    files[f"{stem}/inspection.npz"] = buffer.getvalue()
+                    entry["data"] = meta
+                index[product] = entry
+            files[_PRODUCTS_FILE] = (json.dumps(index, indent=1, sort_keys=True) + "\n").encode()
+            return files
+
+    @classmethod
+    def restore(cls, config: Mapping[str, Any], read: Callable[[str], bytes], names: Sequence[str]) -> InspectionEvidence:
+        from ..inspection import ProductInspection
+
+        provider = cls(**dict(config))
+        if _PRODUCTS_FILE not in names:
+            return provider
+        try:
+            index = json.loads(read(_PRODUCTS_FILE))
+            for product, entry in index.items():
+                stem = entry["stem"]
+                provider._photos[product] = {int(ref_id): read(f"{stem}/ref-{int(ref_id)}.jpg") for ref_id in entry["references"]}
+                if entry["data"] is None:
+                    provider._dirty.add(product)
+                    continue
+                with np.load(io.BytesIO(read(f"{stem}/inspection.npz")), allow_pickle=False) as npz:
+                    arrays = {key: npz[key] for key in npz.files}
+                provider._data[product] = ProductInspection.from_arrays(arrays, entry["data"])
+        except (KeyError, TypeError, ValueError, OSError) as exc:
+            raise IndexFormatError(f"the checker's inspection data is malformed: {exc!r}") from exc
+        return provider
+
+
+def _not_inspected(reason: str) -> ProviderEvidence:
+    return ProviderEvidence((0.0, 0.0), {"inspected": False, "reason": reason})
+
+
+def _full_resolution(listing: Listing | ImageSource) -> np.ndarray:
+    """The listing's pixels at full decode resolution (its source decoded again when it has one)."""
+    if isinstance(listing, Listing):
+        source = listing.source if listing.source is not None else listing.image
+    else:
+        source = listing
+    return np.ascontiguousarray(np.asarray(decode_image(source).image))
+
+
+def _reduced_jpeg(image: Image.Image) -> bytes:
+    scale = REFERENCE_SIDE / max(image.size)
+    if scale < 1:
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:48] or "product"

@@ -37,6 +37,7 @@ __all__ = [
     "detection_metrics",
     "evaluate",
     "evaluate_verdicts",
+    "fake_score",
     "precision_at_recall",
     "recall_at_precision",
     "reliability_bins",
@@ -119,6 +120,10 @@ class EvaluationResult:
     verdicts: list[Verdict]
     files: dict[str, Path] = field(default_factory=dict)
 
+    def fake_scores(self) -> np.ndarray:
+        """The fake score of every listing, in order (:func:`fake_score`)."""
+        return np.array([fake_score(v) for v in self.verdicts], dtype=np.float64)
+
 
 def evaluate(
     checker,
@@ -176,7 +181,8 @@ def _describe_checker(checker) -> dict[str, Any]:
     }
 
 
-def _fake_score(verdict: Verdict) -> float:
+def fake_score(verdict: Verdict) -> float:
+    """What the metrics rank listings by: ``1 - authenticity``, or a neutral 0.5 without a score."""
     return NEUTRAL_SCORE if verdict.authenticity is None else 1.0 - verdict.authenticity
 
 
@@ -213,7 +219,7 @@ def evaluate_verdicts(listings: Sequence[LabelledPhoto], verdicts: Sequence[Verd
     predicted = np.array([v.label for v in verdicts])
     known = truth != "unknown"
     is_fake = truth == "fake"
-    score = np.array([_fake_score(v) for v in verdicts])
+    score = np.array([fake_score(v) for v in verdicts])
     has_score = np.array([v.authenticity is not None for v in verdicts])
 
     detection: dict[str, Any] = detection_metrics(is_fake[known], score[known])

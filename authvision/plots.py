@@ -2,6 +2,9 @@
 
 Each function takes an :class:`~authvision.evaluation.EvaluationResult` and a PNG path, writes the
 figure and returns the path (None when there is nothing to draw). Needs the ``[report]`` extra.
+
+:mod:`authvision.evaluation` imports this module (to write a report), never the other way round:
+what a plot needs from an evaluation comes through the result's public attributes and methods.
 """
 
 from __future__ import annotations
@@ -44,13 +47,11 @@ def _save(plt, fig, path: Path) -> Path:
 
 def _scored(result: EvaluationResult) -> tuple[np.ndarray, np.ndarray]:
     """(is_fake, fake score) over known-truth listings; unknown verdicts score 0.5."""
-    from .evaluation import _fake_score
-
-    rows = [(item.label == "fake", _fake_score(v)) for item, v in zip(result.listings, result.verdicts) if item.label != "unknown"]
-    if not rows:
+    known = np.array([item.label != "unknown" for item in result.listings], dtype=bool)
+    if not known.any():
         return np.zeros(0, bool), np.zeros(0)
-    y, s = zip(*rows)
-    return np.array(y), np.array(s)
+    is_fake = np.array([item.label == "fake" for item in result.listings], dtype=bool)
+    return is_fake[known], result.fake_scores()[known]
 
 
 def roc_curve_plot(result: EvaluationResult, path: Path) -> Path | None:
@@ -59,8 +60,7 @@ def roc_curve_plot(result: EvaluationResult, path: Path) -> Path | None:
         return None
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    from .evaluation import _fake_score
-
+    scores = result.fake_scores()
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.8, 4.4), dpi=110)
     fpr, tpr, _ = roc_curve(y, s)
@@ -71,7 +71,7 @@ def roc_curve_plot(result: EvaluationResult, path: Path) -> Path | None:
         fakes = [i for i, item in enumerate(result.listings) if item.label == "fake" and item.extra.get("family") == family]
         rows = fakes + genuine
         yy = np.array([result.listings[i].label == "fake" for i in rows])
-        ss = np.array([_fake_score(result.verdicts[i]) for i in rows])
+        ss = scores[rows]
         if yy.any() and not yy.all():
             f, t, _ = roc_curve(yy, ss)
             ax.plot(f, t, lw=1, alpha=0.8, label=f"{family} ({roc_auc_score(yy, ss):.3f})")

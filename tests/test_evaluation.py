@@ -131,3 +131,14 @@ def test_write_report_files(tmp_path):
     text = files["markdown"].read_text()
     assert text.startswith("# Test report") and "| fake ROC-AUC | 0.917 |" in text
     assert "![Evidence: listing, nearest genuine and nearest fake reference](evidence.png)" in text
+
+
+def test_plots_do_not_import_evaluation():
+    """evaluation → plots only: plots take what they need from the result's public methods."""
+    import subprocess
+    import sys
+
+    code = "import sys, authvision.plots; assert 'authvision.evaluation' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    case = EvaluationResult(summary={}, listings=[], verdicts=[Verdict(0.8, "genuine"), Verdict(None, "unknown")])
+    assert case.fake_scores() == pytest.approx([0.2, 0.5])

@@ -147,7 +147,7 @@ class Metadata:
         """Those of ``ids`` that are not live references."""
         wanted = sorted(set(ids))
         with self._lock:
-            found = set()
+            found: set[int] = set()
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
                 query = f"SELECT ref_id FROM refs WHERE ref_id IN ({', '.join('?' * len(chunk))})"

@@ -40,7 +40,7 @@ Not the model manifest (:data:`authvision.manifest.MODEL_MANIFEST`), which happe
 _MAX_MANIFEST_BYTES = 1 << 20
 
 
-def sha256_hex(data: bytes) -> str:
+def sha256_hex(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
@@ -52,7 +52,7 @@ def _fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
-def _write_file(path: Path, data: bytes) -> None:
+def _write_file(path: Path, data: bytes | memoryview) -> None:
     with open(path, "wb") as handle:
         handle.write(data)
         handle.flush()

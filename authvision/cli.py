@@ -264,7 +264,7 @@ def _training():
     try:
         from authvision_train import pipeline
     except ImportError as exc:
-        raise SystemExit(f"authvision: error: training needs the [train] extra (torch): pip install 'authvision[train]' ({exc})")
+        raise SystemExit(f"authvision: error: training needs the [train] extra (torch): pip install 'authvision[train]' ({exc})") from exc
     return pipeline
 
 

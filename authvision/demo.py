@@ -22,7 +22,7 @@ from .brandkit import KitConfig, generate_kit
 from .checker import AuthenticityChecker
 from .datasets import LabelledPhoto, add_labelled_photos, read_brand_folder, read_photo_csv
 from .embedder import Embedder
-from .evaluation import EvaluationResult, evaluate, write_report
+from .evaluation import evaluate, write_report
 
 __all__ = ["DemoResult", "run_demo"]
 

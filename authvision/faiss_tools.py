@@ -17,12 +17,17 @@ PCA centres the data, which would bias inner products). Searches take per-call F
 ``IDSelectorBatch``; so that restricted searches do not miss references, IVF widens ``nprobe`` in
 proportion to how few references the brand holds, and HNSW scans a small brand's quantised vectors
 exhaustively (a graph walk filtered to a few percent of its nodes finds too few of them).
+
+FAISS's bundled stubs (``faiss/__init__.pyi``) know neither the subclasses ``downcast_index``
+returns nor the keyword constructors of ``SearchParameters*``: :func:`_down` returns ``Any``, and
+the few ``type: ignore`` comments here mark those constructors.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 import faiss
 import numpy as np
@@ -71,13 +76,18 @@ def auto_factory(dim: int) -> str:
     return "HNSW32,SQ8" if dim <= 512 else "HNSW32,SQ6"
 
 
+def _down(index: Any) -> Any:
+    """``faiss.downcast_index``, typed loosely: FAISS's stubs know the base class only."""
+    return faiss.downcast_index(index)
+
+
 def kind_of(index: faiss.Index) -> str:
     """'flat', 'ivf' or 'hnsw': what sits under id maps and pre-transforms (else its class name)."""
-    inner = faiss.downcast_index(index)
+    inner = _down(index)
     if isinstance(inner, faiss.IndexIDMap2):
-        inner = faiss.downcast_index(inner.index)
+        inner = _down(inner.index)
     while isinstance(inner, faiss.IndexPreTransform):
-        inner = faiss.downcast_index(inner.index)
+        inner = _down(inner.index)
     if isinstance(inner, faiss.IndexFlat):
         return "flat"
     if isinstance(inner, faiss.IndexIVF):
@@ -120,7 +130,7 @@ def min_train(index: faiss.Index, kind: str) -> int:
     if kind == "ivf":
         ivf = faiss.extract_index_ivf(index)
         need = max(need, 39 * ivf.nlist)
-        pq = getattr(faiss.downcast_index(ivf), "pq", None)
+        pq = getattr(_down(ivf), "pq", None)
         if pq is not None:
             need = max(need, 39 * pq.ksub)
     return need
@@ -128,29 +138,30 @@ def min_train(index: faiss.Index, kind: str) -> int:
 
 def hnsw_parts(index: faiss.Index) -> tuple[faiss.IndexIDMap2, list[faiss.VectorTransform], faiss.IndexHNSW]:
     """An ``IDMap2,[transforms,]HNSW`` index as (its id map, its transforms in order, the HNSW index)."""
-    idmap = faiss.downcast_index(index)
-    inner = faiss.downcast_index(idmap.index)
+    idmap = _down(index)
+    inner = _down(idmap.index)
     chain: list[faiss.VectorTransform] = []
     while isinstance(inner, faiss.IndexPreTransform):
-        chain.extend(inner.chain.at(i) for i in range(inner.chain.size()))
-        inner = faiss.downcast_index(inner.index)
+        vector: Any = inner.chain  # a SWIG std::vector; the stubs say list
+        chain.extend(vector.at(i) for i in range(vector.size()))
+        inner = _down(inner.index)
     return idmap, chain, inner
 
 
 def id_map_of(index: faiss.Index) -> np.ndarray:
     """The external ids of an IDMap2 index, in storage order (int64)."""
-    return faiss.vector_to_array(faiss.downcast_index(index).id_map).astype(np.int64)
+    return faiss.vector_to_array(_down(index).id_map).astype(np.int64)
 
 
 def to_bytes(array: np.ndarray) -> memoryview:
     """A serialised index (``faiss.serialize_index``) as bytes to write, without a copy."""
-    return memoryview(np.ascontiguousarray(array, dtype=np.uint8))
+    return np.ascontiguousarray(array, dtype=np.uint8).data
 
 
 def flat_contents(index: faiss.Index, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """(vectors, ids) held by an ``IDMap2,Flat`` index, in storage order."""
-    idmap = faiss.downcast_index(index)
-    flat = faiss.downcast_index(idmap.index)
+    idmap = _down(index)
+    flat = _down(idmap.index)
     vectors = flat.reconstruct_n(0, flat.ntotal) if flat.ntotal else np.empty((0, dim), np.float32)
     return vectors, id_map_of(index)
 
@@ -208,7 +219,7 @@ def remove_hashes(hashes: faiss.IndexBinary, ids: np.ndarray) -> None:
 
 def search_flat(index: faiss.Index, q: np.ndarray, k: int, subset: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Exact search, restricted to the ids in ``subset`` if given."""
-    sel = None if subset is None else faiss.SearchParameters(sel=faiss.IDSelectorBatch(subset))
+    sel = None if subset is None else faiss.SearchParameters(sel=faiss.IDSelectorBatch(subset))  # type: ignore[call-arg]
     return index.search(q, k, params=sel)
 
 
@@ -222,7 +233,7 @@ def search_ivf(
         sel = faiss.IDSelectorBatch(subset)
         # Fewer of the probed lists' entries pass the filter: probe proportionally more lists.
         nprobe = math.ceil(nprobe * count / subset.size)
-    search_params = faiss.SearchParametersIVF(nprobe=min(nprobe, nlist))
+    search_params = faiss.SearchParametersIVF(nprobe=min(nprobe, nlist))  # type: ignore[call-arg]
     if sel is not None:
         search_params.sel = sel
     return index.search(q, k, params=search_params)
@@ -244,7 +255,7 @@ def search_hnsw(
         wanted = ntotal - tombstones.size
     else:
         sel, wanted = None, ntotal
-    search_params = faiss.SearchParametersHNSW(efSearch=min(EF_SEARCH_MAX, math.ceil(ef * ntotal / wanted)))
+    search_params = faiss.SearchParametersHNSW(efSearch=min(EF_SEARCH_MAX, math.ceil(ef * ntotal / wanted)))  # type: ignore[attr-defined]
     if sel is not None:
         search_params.sel = sel
     distances, labels = index.search(q, k, params=search_params)
@@ -261,9 +272,9 @@ def scan_hnsw(index: faiss.Index, q: np.ndarray, k: int, sel: faiss.IDSelector) 
     idmap, chain, hnsw = hnsw_parts(index)
     for transform in chain:
         q = transform.apply(q)
-    storage = faiss.downcast_index(hnsw.storage)
-    translated = faiss.IDSelectorTranslated(idmap.id_map, sel)
-    distances, positions = storage.search(np.ascontiguousarray(q), k, params=faiss.SearchParameters(sel=translated))
+    storage = _down(hnsw.storage)
+    translated = faiss.IDSelectorTranslated(idmap.id_map, sel)  # type: ignore[arg-type]
+    distances, positions = storage.search(np.ascontiguousarray(q), k, params=faiss.SearchParameters(sel=translated))  # type: ignore[call-arg]
     id_map = faiss.rev_swig_ptr(idmap.id_map.data(), idmap.id_map.size())
     labels = np.where(positions >= 0, id_map[np.maximum(positions, 0)], -1)
     return distances, labels

@@ -23,7 +23,6 @@ import struct
 import warnings
 import zlib
 from dataclasses import dataclass
-from typing import Union
 
 import numpy as np
 from PIL import Image, JpegImagePlugin, UnidentifiedImageError
@@ -41,7 +40,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray]
+ImageSource = str | os.PathLike | bytes | bytearray | memoryview | Image.Image | np.ndarray
 
 # 50 MP covers the full resolution of today's 48-50 MP phone sensors (8000x6000 = 48 MP) with
 # room to spare, decodes to at most 150 MB of RGB, and sits below Pillow's own warning

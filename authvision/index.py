@@ -482,5 +482,5 @@ class ReferenceIndex:
     ) -> ReferenceIndex:
         """Rebuild an index from :meth:`snapshot` fields and a reader of its (verified) files."""
         self = cls.__new__(cls)
-        self._setup(**read_saved(fields, read, where, expected_model_sha256)._asdict())
+        self._setup(**vars(read_saved(fields, read, where, expected_model_sha256)))
         return self

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import faiss
 import numpy as np
@@ -36,7 +37,8 @@ HASHES_FILE = "hashes.faiss"
 METADATA_FILE = "metadata.sqlite"
 
 
-class Saved(NamedTuple):
+@dataclass(frozen=True)
+class Saved:
     """The parts of a saved index, checked: what :meth:`ReferenceIndex.restore` sets itself up from."""
 
     dim: int

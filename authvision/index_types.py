@@ -66,7 +66,7 @@ class Reference:
             brand=row.brand,
             source=row.source,
             sha256=row.sha256,
-            hashes=(row.hash, row.hash_mirror) if row.hash is not None else None,
+            hashes=(row.hash, row.hash_mirror) if row.hash is not None and row.hash_mirror is not None else None,
             added_at=row.added_at,
         )
 

@@ -200,7 +200,8 @@ def measure_index(name, build_s, nbytes, n, search_for, truth, xq, unseen, args,
     return rows
 
 
-HEADER = f"{'n':>8} {'factory':<22} {'setting':<14} {'recall@10':>9} {'seen/unseen':>11} {'p50 1t':>8} {'p99 1t':>8} {'p50 all':>8} {'batch/q':>8} {'build s':>8} {'B/ref':>7}"
+HEADER = (f"{'n':>8} {'factory':<22} {'setting':<14} {'recall@10':>9} {'seen/unseen':>11} {'p50 1t':>8} {'p99 1t':>8} "
+          f"{'p50 all':>8} {'batch/q':>8} {'build s':>8} {'B/ref':>7}")
 
 
 def format_row(r: dict) -> str:
@@ -230,7 +231,7 @@ def run_size(n: int, args, max_threads: int) -> dict:
         if factory == "Flat":
             # exact search on the array itself (same kernel as IndexFlatIP, no 2nd copy of the data)
             exact_q = xq[: min(args.latency_queries, 20 if n >= 500_000 else args.latency_queries)]
-            search = lambda q: faiss.knn(q, xb, args.k, metric=faiss.METRIC_INNER_PRODUCT)  # noqa: E731
+            search = lambda q: faiss.knn(q, xb, args.k, metric=faiss.METRIC_INNER_PRODUCT)  # noqa: E731, F821 - used before the del below
             rows += measure_index("Flat", 0.0, n * (4 * args.dim + 8), n, [("exact", 0, search)], truth[: len(exact_q)],
                                   exact_q, unseen[: len(exact_q)], args, max_threads)
             continue
@@ -238,7 +239,8 @@ def run_size(n: int, args, max_threads: int) -> dict:
         index = build(factory, xb, args.train_max)
         build_s = time.perf_counter() - t0
         nbytes = faiss.serialize_index(index).nbytes
-        search_for = [(p, v, (lambda q, sp=sp: index.search(q, args.k, params=sp))) for p, v, sp in settings(factory, index)]
+        # measured right here, before the next factory rebinds index (and before the del below)
+        search_for = [(p, v, (lambda q, sp=sp: index.search(q, args.k, params=sp))) for p, v, sp in settings(factory, index)]  # noqa: B023, F821
         rows += measure_index(factory, build_s, nbytes, n, search_for, truth, xq, unseen, args, max_threads)
         del index
 

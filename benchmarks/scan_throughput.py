@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import itertools
 import json
 import os
 import platform
@@ -51,7 +50,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from authvision.embedder import available_cpus  # noqa: E402
@@ -390,7 +389,8 @@ def main() -> int:
         f"| end-to-end listings/s ({best['inputs']:,} inputs, load avg {best['load_before']:.1f}) | {rate:.0f} | ≥ {TARGET_RATE:.0f} |",
         f"| CPU per listing → ceiling on 2 idle cores | {best['cpu_ms_per_listing']:.2f} ms → {2000 / best['cpu_ms_per_listing']:.0f}/s | |",
         f"| raw int8 model, same session (ORT {ort} thread), batch {model_batch} | {raw_same:.0f}/s | |",
-        f"| raw int8 model, all {available_cpus()} cores, batch {model_batch} / {args.batch_size} | {raw_all:.0f}/s / {best['raw_all_cores_batch_per_s']:.0f}/s | |",
+        f"| raw int8 model, all {available_cpus()} cores, batch {model_batch} / {args.batch_size} "
+        f"| {raw_all:.0f}/s / {best['raw_all_cores_batch_per_s']:.0f}/s | |",
         f"| end-to-end / raw, same session | {rate / raw_same:.2f} | |",
         f"| end-to-end / raw, all cores | {rate / raw_all:.2f} | ≥ {TARGET_RATIO} |",
         f"| RSS during the scan at {counts} inputs | {peaks} MB (spread {spread:.1%}) | ≤ {TARGET_RSS_SPREAD:.0%} |",

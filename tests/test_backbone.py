@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 from authvision.embedder import Embedder, default_model_dir  # noqa: E402
 from authvision.manifest import ModelManifest, PreprocessConfig, sha256_file  # noqa: E402
 from authvision.sample_photos import sample_photo  # noqa: E402
-from authvision_train.backbone import GeM, EmbeddingNet, lite0_pretrained  # noqa: E402
+from authvision_train.backbone import EmbeddingNet, GeM, lite0_pretrained  # noqa: E402
 from authvision_train.transforms import eval_transform  # noqa: E402
 
 pytestmark = pytest.mark.train

@@ -11,7 +11,6 @@ import io
 import json
 import shutil
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest

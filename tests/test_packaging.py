@@ -23,7 +23,9 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 WHEEL_FILES = (
     "authvision/__init__.py",
+    "authvision/py.typed",
     "authvision/embedder.py",
+    "authvision/evidence/__init__.py",
     "authvision/weights/__init__.py",
     "authvision/weights/manifest.json",
     "authvision/weights/model_int8.onnx",

@@ -52,7 +52,10 @@ def test_config_validation(bad):
 
 
 @pytest.mark.train
-@pytest.mark.parametrize("config", [PreprocessConfig(), PreprocessConfig(input_size=260, resize_size=300, interpolation="bicubic", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))])
+@pytest.mark.parametrize("config", [
+    PreprocessConfig(),
+    PreprocessConfig(input_size=260, resize_size=300, interpolation="bicubic", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
+])
 def test_numpy_and_torch_paths_agree(photos, config):
     pytest.importorskip("torch")
     from authvision_train.transforms import eval_transform

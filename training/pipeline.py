@@ -370,7 +370,8 @@ def model_card(run_info: dict[str, Any], metrics: dict[str, Any], manifest: dict
         for group in sorted(set(b["family_roc_auc"]) | set(a["family_roc_auc"])):
             lines.append(f"| ROC-AUC, {group} fakes | {_fmt(b['family_roc_auc'].get(group))} | {_fmt(a['family_roc_auc'].get(group))} |")
         for group in sorted(set(b["factory_seen_roc_auc"]) | set(a["factory_seen_roc_auc"])):
-            lines.append(f"| ROC-AUC, factory {group} | {_fmt(b['factory_seen_roc_auc'].get(group))} | {_fmt(a['factory_seen_roc_auc'].get(group))} |")
+            seen_b, seen_a = b["factory_seen_roc_auc"].get(group), a["factory_seen_roc_auc"].get(group)
+            lines.append(f"| ROC-AUC, factory {group} | {_fmt(seen_b)} | {_fmt(seen_a)} |")
         lines += ["", "Full reports: `report/before/report.md`, `report/after/report.md`, `report/comparison.md`."]
     lines += [
         "",

@@ -7,8 +7,7 @@ on a PIL image resizes with Pillow), so training and ONNX Runtime inference see 
 from __future__ import annotations
 
 import torch
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms import v2
+from torchvision.transforms import InterpolationMode, v2
 
 from authvision.manifest import PreprocessConfig
 

@@ -14,7 +14,6 @@ Needs the ``[report]`` extra (scikit-learn for the curves, matplotlib for the pl
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -30,6 +29,7 @@ import numpy as np
 from . import __version__
 from .calibration import expected_calibration_error
 from .datasets import LabelledPhoto
+from .report import render_markdown, write_report
 from .verdict import VERDICT_LABELS, Verdict
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "precision_at_recall",
     "recall_at_precision",
     "reliability_bins",
+    "render_markdown",
     "write_report",
 ]
 
@@ -49,6 +50,14 @@ LOG = logging.getLogger(__name__)
 TRUTH_LABELS = ("genuine", "fake", "unknown")
 NEUTRAL_SCORE = 0.5
 MIN_GROUP = 5  # fewest listings of each class for a breakdown row to get a ROC-AUC
+VISIBILITY_BUCKETS: tuple[tuple[str, float, float], ...] = (
+    ("< 0.1 %", 0.0, 0.001),
+    ("0.1-1 %", 0.001, 0.01),
+    ("≥ 1 %", 0.01, math.inf),
+)
+"""Defect visibility buckets: the share of the item's pixels a fake's defects change in its photo
+(the brand kit's ``defect_pixels`` column), as (name, low, high), low inclusive."""
+VISIBLE = 0.01  # the headline figure: fakes whose defects change at least this share of the item
 
 
 # -- metrics -----------------------------------------------------------------------------------------
@@ -208,6 +217,24 @@ def _defect_types(item: LabelledPhoto) -> list[str]:
     return [t.split(":")[0] for t in _tags(item, "defects")]
 
 
+def defect_pixels(item: LabelledPhoto) -> float | None:
+    """The share of the item's pixels a fake's defects change in its photo (``defect_pixels`` column
+    of a brand kit's listings.csv), or None where not recorded."""
+    raw = (item.extra.get("defect_pixels") or "").strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _visibility_bucket(item: LabelledPhoto) -> list[str]:
+    share = defect_pixels(item)
+    if share is None:
+        return []
+    return [name for name, low, high in VISIBILITY_BUCKETS if low <= share < high]
+
+
 def evaluate_verdicts(listings: Sequence[LabelledPhoto], verdicts: Sequence[Verdict]) -> dict[str, Any]:
     """All metrics of an evaluation from listings and their verdicts (no checker needed)."""
     if len(listings) != len(verdicts):
@@ -226,7 +253,17 @@ def evaluate_verdicts(listings: Sequence[LabelledPhoto], verdicts: Sequence[Verd
     scored = known & has_score
     p_genuine = 1.0 - score[scored]
     outcome = (truth[scored] == "genuine").astype(np.float64)
+    shares = np.array([np.nan if (v := defect_pixels(item)) is None else v for item in listings])
+    visible = is_fake & (shares >= VISIBLE)  # NaN compares False: fakes without a record are left out
+    with_visible = visible | (truth == "genuine")
     detection.update(
+        visible_fakes=int(visible.sum()),
+        measured_fakes=int((is_fake & ~np.isnan(shares)).sum()),
+        roc_auc_visible=(
+            detection_metrics(is_fake[with_visible], score[with_visible])["roc_auc"]
+            if visible.sum() >= MIN_GROUP and (truth == "genuine").sum() >= MIN_GROUP
+            else None
+        ),
         coverage=float(scored.sum() / max(1, known.sum())),
         ece=expected_calibration_error(p_genuine, outcome) if scored.any() else None,
         brier=float(np.mean((p_genuine - outcome) ** 2)) if scored.any() else None,
@@ -255,6 +292,8 @@ def evaluate_verdicts(listings: Sequence[LabelledPhoto], verdicts: Sequence[Verd
         "factory_seen": _by_group(
             listings, score, truth, predicted, lambda item: [f"seen={item.extra.get('factory_seen')}"], fakes_only=True
         ),
+        "visibility": _by_group(listings, score, truth, predicted, _visibility_bucket, fakes_only=True,
+                                order=[name for name, _, _ in VISIBILITY_BUCKETS]),
         "product": _by_group(listings, score, truth, predicted, lambda item: [item.product or "-"], fakes_only=False),
         "condition": _by_group(listings, score, truth, predicted, _condition_groups, fakes_only=False),
     }
@@ -268,6 +307,7 @@ def evaluate_verdicts(listings: Sequence[LabelledPhoto], verdicts: Sequence[Verd
         "confusion": confusion,
         "catalogue": catalogue,
         "breakdown": breakdown,
+        "breakdown_min_group": MIN_GROUP,
     }
 
 
@@ -283,9 +323,11 @@ def _by_group(
     groups_of: Callable[[LabelledPhoto], Iterable[str]],
     *,
     fakes_only: bool,
+    order: Sequence[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Metrics per group. ``fakes_only``: a group is fakes of that kind against every genuine listing
-    (defect types, families); otherwise both classes within the group (products, conditions)."""
+    (defect types, families); otherwise both classes within the group (products, conditions).
+    Groups come sorted by name, or in ``order`` (groups without members left out)."""
     members: dict[str, list[int]] = defaultdict(list)
     for i, item in enumerate(listings):
         if truth[i] == "unknown" or (fakes_only and truth[i] != "fake"):
@@ -295,7 +337,9 @@ def _by_group(
                 members[group].append(i)
     genuine = np.flatnonzero(truth == "genuine")
     out = {}
-    for group, rows in sorted(members.items()):
+    names = sorted(members) if order is None else [g for g in order if g in members]
+    for group in names:
+        rows = members[group]
         rows_array = np.array(rows)
         if fakes_only:
             rows_array = np.concatenate([rows_array, genuine])
@@ -309,161 +353,3 @@ def _by_group(
             entry["genuine_flagged_fake"] = _share(predicted[rows_array][~y] == "fake")
         out[group] = entry
     return out
-
-
-# -- report ------------------------------------------------------------------------------------------
-
-
-def write_report(
-    result: EvaluationResult,
-    out_dir: str | Path,
-    *,
-    title: str = "authvision evaluation",
-    notes: Sequence[str] = (),
-    extra_sections: dict[str, Any] | None = None,
-    evidence_examples: int = 8,
-) -> dict[str, Path]:
-    """Write ``report.json``, ``report.md`` and the plots (ROC, reliability, histograms, evidence grid)."""
-    from . import plots
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    summary = dict(result.summary)
-    if extra_sections:
-        summary.update(extra_sections)
-    files = {
-        "roc": plots.roc_curve_plot(result, out / "roc.png"),
-        "reliability": plots.reliability_plot(result, out / "reliability.png"),
-        "histogram": plots.score_histogram(result, out / "scores.png"),
-        "evidence": plots.evidence_grid(result, out / "evidence.png", examples=evidence_examples),
-    }
-    files = {k: v for k, v in files.items() if v is not None}
-    summary["plots"] = {k: v.name for k, v in files.items()}
-    (out / "report.json").write_text(json.dumps(_jsonable(summary), indent=2) + "\n", encoding="utf-8")
-    (out / "report.md").write_text(render_markdown(summary, title=title, notes=notes), encoding="utf-8")
-    files["json"] = out / "report.json"
-    files["markdown"] = out / "report.md"
-    result.files = files
-    return files
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return None if not math.isfinite(float(value)) else round(float(value), 6)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines.extend("| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows)
-    return "\n".join(lines)
-
-
-def render_markdown(summary: dict[str, Any], *, title: str, notes: Sequence[str] = ()) -> str:
-    """The human-readable report: headline metrics, confusion matrix, breakdowns, plots."""
-    d = summary["detection"]
-    c = summary["catalogue"]
-    parts = [f"# {title}", ""]
-    checker = summary.get("checker")
-    if checker:
-        parts += [
-            f"Model `{checker['model']}` ({checker['precision']}, sha256 `{checker['model_sha256'][:12]}…`), "
-            f"{checker['references']} references in a `{checker['index']}` index, "
-            f"{'calibrated' if checker['calibrated'] else '**not calibrated**'}; "
-            f"decision threshold {checker['decision_threshold']}, unknown below similarity "
-            f"{_fmt(checker['unknown_threshold'])}.",
-            "",
-        ]
-    parts += list(notes) + ([""] if notes else [])
-    counts = summary["counts"]
-    parts += [
-        f"Listings: {counts['genuine']} genuine, {counts['fake']} fake, {counts['unknown']} of products "
-        f"without references; {counts['errors']} could not be read.",
-        "",
-        "## Headline",
-        "",
-        _table(
-            ["metric", "value"],
-            [
-                ["fake ROC-AUC", d["roc_auc"]],
-                ["fake PR-AUC (average precision)", d["pr_auc"]],
-                ["recall of fakes at 99% precision", d["recall_at_99_precision"]],
-                ["precision at 95% recall of fakes", d["precision_at_95_recall"]],
-                ["expected calibration error", d["ece"]],
-                ["Brier score", d["brier"]],
-                ["fakes caught at the decision threshold", d["fake_recall_at_decision"]],
-                ["genuine listings flagged fake", d["genuine_flagged_fake_at_decision"]],
-                ["coverage (known listings with a score)", d["coverage"]],
-                ["product top-1 (known listings)", c["product_top1"]],
-                ["re-used listings: product top-1", c["reused_product_top1"]],
-                ["re-used listings: duplicate found", c["reused_duplicate_found"]],
-                ["unindexed products called unknown", c["unknown_rate_on_unindexed"]],
-                ["known listings called unknown", c["known_called_unknown"]],
-            ],
-        ),
-        "",
-    ]
-    throughput = summary.get("throughput")
-    if throughput:
-        parts += [
-            f"Throughput: {throughput['listings']} listings in {throughput['seconds']} s = "
-            f"**{_fmt(throughput['listings_per_s'], 1)} listings/s** ({throughput['path']}).",
-            "",
-        ]
-    parts += ["## Confusion matrix (rows: truth, columns: verdict)", ""]
-    parts.append(_table(["truth \\ verdict", *VERDICT_LABELS], [[t, *summary["confusion"][t].values()] for t in TRUTH_LABELS]))
-    parts.append("")
-    titles = {
-        "defect": "Per defect type (fakes with that defect vs all genuine listings)",
-        "family": "Per defect family (factory type)",
-        "factory_seen": "Fakes from factories seen among the references vs unseen",
-        "product": "Per product",
-        "condition": "Per listing condition",
-    }
-    for key, heading in titles.items():
-        groups = summary["breakdown"].get(key) or {}
-        if not groups:
-            continue
-        parts += [f"## {heading}", ""]
-        with_genuine = key in ("product", "condition")
-        header = ["group", "fake", "genuine", "ROC-AUC", "fakes caught"] + (["genuine flagged"] if with_genuine else [])
-        rows = []
-        for group, e in groups.items():
-            row = [group, e["fake"], e["genuine"] if with_genuine else "all", e["roc_auc"], e["fake_recall_at_decision"]]
-            if with_genuine:
-                row.append(e.get("genuine_flagged_fake"))
-            rows.append(row)
-        parts += [_table(header, rows), ""]
-    for key in summary:
-        if key.startswith("section:"):
-            section = summary[key]
-            parts += [f"## {section['title']}", "", section["markdown"], ""]
-    plots_ = summary.get("plots", {})
-    if plots_:
-        parts += ["## Plots", ""]
-        captions = {
-            "roc": "ROC curve for fakes",
-            "reliability": "Reliability diagram",
-            "histogram": "Scores by class",
-            "evidence": "Evidence: listing, nearest genuine and nearest fake reference",
-        }
-        for key, name in plots_.items():
-            parts += [f"![{captions.get(key, key)}]({name})", ""]
-    parts += [f"_authvision {summary.get('authvision_version', __version__)}, {summary.get('created', '')}_", ""]
-    return "\n".join(parts)

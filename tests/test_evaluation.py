@@ -142,3 +142,44 @@ def test_plots_do_not_import_evaluation():
     subprocess.run([sys.executable, "-c", code], check=True)
     case = EvaluationResult(summary={}, listings=[], verdicts=[Verdict(0.8, "genuine"), Verdict(None, "unknown")])
     assert case.fake_scores() == pytest.approx([0.2, 0.5])
+
+
+def test_breakdown_by_defect_visibility(tmp_path):
+    """Fakes bucketed by the share of item pixels their defects change (listings.csv defect_pixels)."""
+    listings, verdicts = [], []
+    for i, p in enumerate([0.9, 0.8, 0.7, 0.6, 0.4, 0.3]):  # fake scores .1 .2 .3 .4 .6 .7
+        listings.append(LabelledPhoto(tmp_path / f"g{i}.jpg", "genuine", "bag", "acme", {"defect_pixels": ""}))
+        verdicts.append(Verdict(p, "genuine" if p >= 0.5 else "fake", "bag", "acme", calibrated=True))
+    # invisible fakes rank among the genuine ones; visible ones above them all
+    buckets = {0.0002: [0.95, 0.85, 0.65, 0.55, 0.35], 0.004: [0.5, 0.45, 0.35, 0.25, 0.15], 0.2: [0.2, 0.1, 0.05, 0.1, 0.2]}
+    for share, scores in buckets.items():
+        for j, p in enumerate(scores):
+            listings.append(LabelledPhoto(tmp_path / f"f{share}-{j}.jpg", "fake", "bag", "acme",
+                                          {"defect_pixels": f"{share:.6f}", "family": "colour"}))
+            verdicts.append(Verdict(p, "genuine" if p >= 0.5 else "fake", "bag", "acme", calibrated=True))
+    listings.append(LabelledPhoto(tmp_path / "old.jpg", "fake", "bag", "acme", {}))  # a kit without the column
+    verdicts.append(Verdict(0.1, "fake", "bag", "acme", calibrated=True))
+    s = evaluate_verdicts(listings, verdicts)
+    visibility = s["breakdown"]["visibility"]
+    assert list(visibility) == ["< 0.1 %", "0.1-1 %", "≥ 1 %"]
+    assert [e["fake"] for e in visibility.values()] == [5, 5, 5]
+    # < 0.1 %: fake scores .05 .15 .35 .45 .65 vs genuine .1 .2 .3 .4 .6 .7: pairs right 0+1+3+4+5 = 13 of 30
+    assert visibility["< 0.1 %"]["roc_auc"] == pytest.approx(13 / 30)
+    # 0.1-1 %: fake scores .5 .55 .65 .75 .85: right 4+4+5+6+6 = 25 of 30
+    assert visibility["0.1-1 %"]["roc_auc"] == pytest.approx(25 / 30)
+    assert visibility["≥ 1 %"]["roc_auc"] == 1.0 and visibility["≥ 1 %"]["fake_recall_at_decision"] == 1.0
+    d = s["detection"]
+    assert d["visible_fakes"] == 5 and d["measured_fakes"] == 15 and d["roc_auc_visible"] == 1.0
+
+    case = EvaluationResult(summary=s, listings=listings, verdicts=verdicts)
+    for item in listings:
+        photo(item.path, (90, 90, 90))
+    files = write_report(case, tmp_path / "report")
+    report = json.loads(files["json"].read_text())
+    assert report["breakdown"]["visibility"]["0.1-1 %"]["fake"] == 5
+    text = files["markdown"].read_text()
+    assert "| fake ROC-AUC, fakes whose defects change ≥ 1 % of the item's pixels (5 of 15 measured fakes) | 1.000 |" in text
+    assert "## Per defect visibility" in text and "| ≥ 1 % | 5 | all | 1.000 | 1.000 |" in text
+    # without any measured fake (an older kit), no visibility table and the headline says why
+    old = evaluate_verdicts(listings[:6] + listings[-1:], verdicts[:6] + verdicts[-1:])
+    assert old["breakdown"]["visibility"] == {} and old["detection"]["roc_auc_visible"] is None

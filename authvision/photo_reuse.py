@@ -11,17 +11,17 @@ calibration half (split by photo) and applied to the other half.
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageEnhance, ImageOps
+from PIL import Image, ImageEnhance
 
 from .calibration import fit_unknown_threshold
 from .checker import AuthenticityChecker
 from .embedder import Embedder
+from .listing_edits import crop_border, draw_banner, jpeg_round_trip, mirror, pad_to_square, stamp_text
 
 __all__ = ["EDITS", "ReuseResult", "evaluate_photo_reuse"]
 
@@ -35,57 +35,41 @@ INDEXED = (
 NOT_INDEXED = ("camera", "brick", "grass", "gravel", "moon", "text", "logo", "cell", "shepp_logan_phantom")
 
 
-def _jpeg(image: Image.Image, quality: int) -> Image.Image:
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=quality)
-    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
-
-
 def _pad(image: Image.Image, rng: np.random.Generator) -> Image.Image:
-    side = int(max(image.size) * rng.uniform(1.05, 1.3))
-    canvas = Image.new("RGB", (side, side), (255, 255, 255))
-    canvas.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
-    return canvas
+    return pad_to_square(image, side=int(max(image.size) * rng.uniform(1.05, 1.3)))
 
 
 def _banner(image: Image.Image, rng: np.random.Generator) -> Image.Image:
-    out = image.copy()
-    draw = ImageDraw.Draw(out)
-    height = int(out.height * rng.uniform(0.07, 0.14))
-    top = 0 if rng.random() < 0.5 else out.height - height
-    draw.rectangle((0, top, out.width, top + height), fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
-    draw.text((out.width // 20, top + height // 3), "SALE -50% FREE SHIPPING", fill=(255, 255, 255))
-    return out
+    height = int(image.height * rng.uniform(0.07, 0.14))
+    top = 0 if rng.random() < 0.5 else image.height - height
+    colour = tuple(int(v) for v in rng.integers(0, 255, 3))
+    return draw_banner(image, top=top, height=height, colour=colour, text="SALE -50% FREE SHIPPING",
+                       text_at=(image.width // 20, top + height // 3))
 
 
 def _watermark(image: Image.Image, rng: np.random.Generator) -> Image.Image:
-    out = image.copy()
-    draw = ImageDraw.Draw(out)
-    for _ in range(3):
-        x, y = int(rng.uniform(0, out.width * 0.7)), int(rng.uniform(0, out.height * 0.9))
-        draw.text((x, y), "@bestdeals_shop", fill=(255, 255, 255))
-    return out
+    positions = [(int(rng.uniform(0, image.width * 0.7)), int(rng.uniform(0, image.height * 0.9))) for _ in range(3)]
+    return stamp_text(image, "@bestdeals_shop", positions)
 
 
 def _crop(image: Image.Image, rng: np.random.Generator) -> Image.Image:
-    f = rng.uniform(0.01, 0.04)
-    dx, dy = int(image.width * f), int(image.height * f)
-    return image.crop((dx, dy, image.width - dx, image.height - dy))
+    return crop_border(image, rng.uniform(0.01, 0.04))
 
 
 EDITS = {
-    "jpeg q40-70": lambda im, rng: _jpeg(im, int(rng.integers(40, 71))),
-    "white padding + jpeg": lambda im, rng: _jpeg(_pad(im, rng), 75),
+    "jpeg q40-70": lambda im, rng: jpeg_round_trip(im, int(rng.integers(40, 71))),
+    "white padding + jpeg": lambda im, rng: jpeg_round_trip(_pad(im, rng), 75),
     "banner": _banner,
     "watermark": _watermark,
     "crop 2-8%": _crop,
-    "mirror": lambda im, rng: ImageOps.mirror(im),
+    "mirror": lambda im, rng: mirror(im),
     "half size": lambda im, rng: im.resize((im.width // 2, im.height // 2), Image.Resampling.BILINEAR),
     "brighter": lambda im, rng: ImageEnhance.Brightness(im).enhance(rng.uniform(1.1, 1.3)),
     "rotate 3°": lambda im, rng: im.rotate(float(rng.uniform(-3, 3)), fillcolor=(255, 255, 255)),
-    "mirror + banner + jpeg": lambda im, rng: _jpeg(_banner(ImageOps.mirror(im), rng), 60),
+    "mirror + banner + jpeg": lambda im, rng: jpeg_round_trip(_banner(mirror(im), rng), 60),
 }
-"""Listing-style edits: what marketplace templates and copying sellers do to a photo."""
+"""Listing-style edits: what marketplace templates and copying sellers do to a photo
+(:mod:`authvision.listing_edits`, parameters drawn from the check's generator)."""
 
 
 @dataclass(frozen=True)

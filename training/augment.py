@@ -2,26 +2,25 @@
 
 What marketplace templates and seller phones do to a product photo: crops and zoom, small rotations
 and perspective, white padding to a square, colour and lighting shifts, blur, promotional banners,
-and heavy JPEG re-compression. Used for int8 calibration data and for retraining.
+and heavy JPEG re-compression. Used for int8 calibration data and for retraining. The edits
+themselves are :mod:`authvision.listing_edits`; this module draws their parameters from ``random``.
 """
 
 from __future__ import annotations
 
-import io
 import random
 
-from PIL import Image, ImageDraw
+from PIL import Image
 from torchvision.transforms import v2
+
+from authvision.listing_edits import draw_banner, jpeg_round_trip, pad_to_square
 
 
 class PadToSquare:
     """White padding to a square canvas, as marketplace templates do."""
 
     def __call__(self, image: Image.Image) -> Image.Image:
-        side = max(image.size)
-        canvas = Image.new("RGB", (side, side), (255, 255, 255))
-        canvas.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
-        return canvas
+        return pad_to_square(image)
 
 
 class Banner:
@@ -31,14 +30,11 @@ class Banner:
         self.height_fraction = height_fraction
 
     def __call__(self, image: Image.Image) -> Image.Image:
-        image = image.copy()
-        draw = ImageDraw.Draw(image)
         height = int(image.height * random.uniform(*self.height_fraction))
         top = 0 if random.random() < 0.5 else image.height - height
         colour = tuple(random.randint(0, 255) for _ in range(3))
-        draw.rectangle((0, top, image.width, top + height), fill=colour)
-        draw.text((image.width // 20, top + height // 4), "SALE -50% FREE SHIPPING", fill=(255, 255, 255))
-        return image
+        return draw_banner(image, top=top, height=height, colour=colour, text="SALE -50% FREE SHIPPING",
+                           text_at=(image.width // 20, top + height // 4))
 
 
 class JpegRecompress:
@@ -48,11 +44,7 @@ class JpegRecompress:
         self.quality = quality
 
     def __call__(self, image: Image.Image) -> Image.Image:
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=random.randint(*self.quality))
-        buffer.seek(0)
-        with Image.open(buffer) as decoded:
-            return decoded.convert("RGB")
+        return jpeg_round_trip(image, random.randint(*self.quality))
 
 
 def listing_augmentation(strength: float = 1.0) -> v2.Compose:

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import random
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageFilter
 from scipy import ndimage
 from torchvision.transforms import v2
 
@@ -33,6 +32,7 @@ from authvision.datasets import LabelledPhoto
 from authvision.errors import DatasetError, ImageDecodeError
 from authvision.hashing import DUPLICATE_MAX_DISTANCE, hamming, perceptual_hashes
 from authvision.imageio import load_image
+from authvision.listing_edits import draw_banner, jpeg_round_trip, pad_to_square
 
 LOG = logging.getLogger(__name__)
 
@@ -322,21 +322,15 @@ class ListingStyle:
     def __call__(self, image: Image.Image) -> Image.Image:
         rng = self.rng
         if rng.random() < 0.2:
-            side = max(image.size)
-            canvas = Image.new("RGB", (side, side), (255, 255, 255))
-            canvas.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
-            image = canvas
+            image = pad_to_square(image)
         image = self.photometric(self._relight(self.geometric(image)))
         if rng.random() < 0.25:
-            draw = ImageDraw.Draw(image)
             height = int(image.height * rng.uniform(0.06, 0.13))
             top = 0 if rng.random() < 0.5 else image.height - height
-            draw.rectangle((0, top, image.width, top + height), fill=tuple(rng.randint(0, 255) for _ in range(3)))
-            draw.text((image.width // 20, top + height // 4), "SALE -40%", fill=(255, 255, 255))
-        buffer = io.BytesIO()
-        image.save(buffer, "JPEG", quality=rng.randint(45, 92))
-        return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
-
+            colour = tuple(rng.randint(0, 255) for _ in range(3))
+            image = draw_banner(image, top=top, height=height, colour=colour, text="SALE -40%",
+                                text_at=(image.width // 20, top + height // 4))
+        return jpeg_round_trip(image, rng.randint(45, 92))
 
     def _relight(self, image: Image.Image) -> Image.Image:
         rng, s = self.rng, self.strength

@@ -20,14 +20,14 @@ lit alike.
 from __future__ import annotations
 
 import copy
-import io
 import math
 from collections.abc import Iterable
 from typing import Any, Literal
 
 import numpy as np
-from PIL import Image, ImageChops, ImageDraw, ImageFilter
+from PIL import Image, ImageChops, ImageFilter
 
+from ..listing_edits import decode_jpeg, draw_banner, jpeg_bytes, mirror, pad_to_square, watermark
 from . import _draw
 from ._fonts import font
 from .backgrounds import (
@@ -93,7 +93,7 @@ def render_reference(
         The RGB photo and its ``info`` (background, pose, lighting, jpeg quality...).
     """
     data, info = reference_jpeg(product, label, factory, rng=rng, size=size)
-    return _decode(data), info
+    return decode_jpeg(data), info
 
 
 def render_listing(
@@ -118,7 +118,7 @@ def render_listing(
     data, conditions = listing_jpeg(
         product, tuple(defects), rng=rng, pool=pool, size=size, measure_defects=measure_defects
     )
-    return _decode(data), conditions
+    return decode_jpeg(data), conditions
 
 
 def reuse_photo(
@@ -126,7 +126,7 @@ def reuse_photo(
 ) -> tuple[Image.Image, dict[str, Any]]:
     """A seller's edited copy of an existing photo (mirror, crop, resize, padding, banner, JPEG)."""
     data, conditions = reuse_jpeg(photo, rng=rng, size=size)
-    return _decode(data), conditions
+    return decode_jpeg(data), conditions
 
 
 def condition_tags(conditions: dict[str, Any]) -> tuple[str, ...]:
@@ -211,7 +211,7 @@ def _reference(
         photo = _light(photo, r, lighting, cast, hotspot)
         if noise > 0:
             photo = _noise(photo, r, noise)
-        return _jpeg(photo, quality), _frame_mask(item, (x, y), (w, h))
+        return jpeg_bytes(photo, quality), _frame_mask(item, (x, y), (w, h))
 
     data, mask = shoot(defects, item_rng, r)
     info.update(
@@ -289,7 +289,7 @@ def _as_listing(
     photo, template, mask = _template(photo, r, pad=0.25, banner=banner, watermark=0.2, mask=mask)
     c.update(template)
     c["jpeg"] = int(r.integers(40, 91))
-    return _jpeg(photo, c["jpeg"]), c, mask
+    return jpeg_bytes(photo, c["jpeg"]), c, mask
 
 
 def defect_visibility(fake: bytes, twin: bytes, mask: Image.Image, *, threshold: int = 8) -> dict[str, Any]:
@@ -301,8 +301,8 @@ def defect_visibility(fake: bytes, twin: bytes, mask: Image.Image, *, threshold:
         ``defect_pixels`` (share of the item's visible pixels), ``defect_pixels_count`` and
         ``item_pixels``.
     """
-    a = np.asarray(_decode(fake), np.int16)
-    b = np.asarray(_decode(twin), np.int16)
+    a = np.asarray(decode_jpeg(fake), np.int16)
+    b = np.asarray(decode_jpeg(twin), np.int16)
     if a.shape != b.shape or a.shape[:2] != (mask.height, mask.width):
         raise ValueError(f"fake {a.shape}, twin {b.shape} and mask {mask.size} differ in size")
     inside = np.asarray(mask) > 127
@@ -338,8 +338,8 @@ def _reuse(
     img = photo.convert("RGB")
     c: dict[str, Any] = {"reused": True, "mirror": bool(r.uniform() < 0.35)}
     if c["mirror"]:
-        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        mask = None if mask is None else mask.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        img = mirror(img)
+        mask = None if mask is None else mirror(mask)
     cuts = r.uniform(0.0, 0.07, 4) if r.uniform() < 0.45 else np.zeros(4)
     c["crop"] = round(float(cuts.max()), 3)
     box = (cuts[0] * img.width, cuts[1] * img.height, (1 - cuts[2]) * img.width, (1 - cuts[3]) * img.height)
@@ -354,7 +354,7 @@ def _reuse(
     img, template, mask = _template(img, r, pad=0.3, banner=0.3, watermark=0.25, mask=mask)
     c.update(template)
     c["jpeg"] = int(r.integers(50, 91))
-    return _jpeg(img, c["jpeg"]), c, mask
+    return jpeg_bytes(img, c["jpeg"]), c, mask
 
 
 def reused_visibility(
@@ -363,23 +363,12 @@ def reused_visibility(
     """:func:`defect_visibility` of a re-used copy (``fake``, from :func:`reuse_jpeg` with a generator
     equal to ``rng``) of a fake reference, given its genuine twin and item mask (``twin_source``)."""
     twin_bytes, mask = twin_source
-    twin, _, mask = _reuse(_decode(twin_bytes), rng=rng, size=size, mask=mask)
+    twin, _, mask = _reuse(decode_jpeg(twin_bytes), rng=rng, size=size, mask=mask)
     assert mask is not None
     return defect_visibility(fake, twin, mask)
 
 
 # --- photo building blocks -----------------------------------------------------------------------
-
-
-def _decode(data: bytes) -> Image.Image:
-    with Image.open(io.BytesIO(data)) as img:
-        return img.convert("RGB")
-
-
-def _jpeg(img: Image.Image, quality: int) -> bytes:
-    buf = io.BytesIO()
-    img.convert("RGB").save(buf, format="JPEG", quality=int(quality))
-    return buf.getvalue()
 
 
 def _frame(rng: np.random.Generator, size: int, square: float) -> tuple[int, int]:
@@ -542,30 +531,19 @@ def _template(
     do_pad, do_banner, do_mark = r.uniform(size=3) < (pad, banner, watermark)
     c: dict[str, Any] = {"pad_square": False, "banner": None, "watermark": None}
     if do_pad and img.width != img.height:
-        side = max(img.size)
-        canvas = Image.new("RGB", (side, side), (255, 255, 255))
-        canvas.paste(img, ((side - img.width) // 2, (side - img.height) // 2))
-        if mask is not None:
-            square = Image.new("L", (side, side), 0)
-            square.paste(mask, ((side - img.width) // 2, (side - img.height) // 2))
-            mask = square
-        img, c["pad_square"] = canvas, True
+        mask = None if mask is None else pad_to_square(mask, fill=0)
+        img, c["pad_square"] = pad_to_square(img), True
     if do_banner:
-        img = img.copy()
         text = str(r.choice(BANNER_TEXTS))
         colour = _BANNER_COLOURS[int(r.integers(len(_BANNER_COLOURS)))]
         bh = max(12, round(img.height * r.uniform(0.08, 0.14)))
         top = 0 if r.uniform() < 0.5 else img.height - bh
-        draw = ImageDraw.Draw(img)
-        draw.rectangle((0, top, img.width, top + bh), fill=colour)
-        if mask is not None:
-            mask = mask.copy()
-            ImageDraw.Draw(mask).rectangle((0, top, img.width, top + bh), fill=0)
+        mask = None if mask is None else draw_banner(mask, top=top, height=bh, colour=0)
         ink = (20, 20, 20) if _draw.luminance(colour) > 0.6 else (255, 255, 255)
         f = font("sans-bold", max(8, round(bh * 0.55)))
         while f.getlength(text) > 0.92 * img.width and f.size > 8:
             f = font("sans-bold", f.size - 2)
-        draw.text((img.width / 2, top + bh / 2), text, font=f, fill=ink, anchor="mm")
+        img = draw_banner(img, top=top, height=bh, colour=colour, text=text, font=f, ink=ink)
         c["banner"] = text
     if do_mark:
         handle = "@" + "".join(r.choice(_HANDLE_PARTS, size=2)) + str(int(r.integers(1, 999)))
@@ -576,19 +554,10 @@ def _template(
 
 def _watermark(img: Image.Image, text: str, r: np.random.Generator) -> Image.Image:
     f = font("sans-bold", max(10, round(img.width * r.uniform(0.05, 0.09))))
-    alpha = int(r.integers(70, 150))
-    layer = Image.new("L", (int(f.getlength(text)) + 20, int(f.size * 1.6)), 0)
-    ImageDraw.Draw(layer).text((10, f.size * 0.2), text, font=f, fill=alpha)
-    centred = r.uniform() < 0.5
+    opacity = int(r.integers(70, 150))
+    centred = bool(r.uniform() < 0.5)
     angle = r.uniform(-35, 35) if centred else 0.0
-    layer = layer.rotate(angle, expand=True, resample=Image.Resampling.BICUBIC)
-    if centred:
-        x, y = (img.width - layer.width) // 2, (img.height - layer.height) // 2
-    else:
-        x, y = img.width - layer.width - img.width // 40, img.height - layer.height - img.height // 40
-    out = img.copy()
-    out.paste((255, 255, 255), (x, y, x + layer.width, y + layer.height), layer)
-    return out
+    return watermark(img, text, font=f, opacity=opacity, centred=centred, angle=angle)
 
 
 def plain_photo_jpeg(

@@ -292,8 +292,7 @@ def evaluate_verdicts(listings: Sequence[LabelledPhoto], verdicts: Sequence[Verd
         "factory_seen": _by_group(
             listings, score, truth, predicted, lambda item: [f"seen={item.extra.get('factory_seen')}"], fakes_only=True
         ),
-        "visibility": _by_group(listings, score, truth, predicted, _visibility_bucket, fakes_only=True,
-                                order=[name for name, _, _ in VISIBILITY_BUCKETS]),
+        "visibility": _by_visibility(listings, score, truth, predicted),
         "product": _by_group(listings, score, truth, predicted, lambda item: [item.product or "-"], fakes_only=False),
         "condition": _by_group(listings, score, truth, predicted, _condition_groups, fakes_only=False),
     }
@@ -309,6 +308,19 @@ def evaluate_verdicts(listings: Sequence[LabelledPhoto], verdicts: Sequence[Verd
         "breakdown": breakdown,
         "breakdown_min_group": MIN_GROUP,
     }
+
+
+def _by_visibility(
+    listings: Sequence[LabelledPhoto], score: np.ndarray, truth: np.ndarray, predicted: np.ndarray
+) -> dict[str, dict[str, Any]]:
+    """Fakes per defect-visibility bucket vs all genuine listings; once any fake is measured, every
+    bucket has a row (an empty one says that no fake is that invisible, or that visible)."""
+    names = [name for name, _, _ in VISIBILITY_BUCKETS]
+    groups = _by_group(listings, score, truth, predicted, _visibility_bucket, fakes_only=True, order=names)
+    if not groups:
+        return {}
+    empty = {"fake": 0, "genuine": None, "roc_auc": None, "fake_recall_at_decision": None}
+    return {name: groups.get(name, dict(empty)) for name in names}
 
 
 def _share(mask: np.ndarray) -> float | None:

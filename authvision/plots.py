@@ -37,9 +37,10 @@ def _pyplot():
     return plt
 
 
-def _save(plt, fig, path: Path) -> Path:
+def _save(plt, fig, path: Path, *, layout: bool = True) -> Path:
     """Write ``fig`` to ``path`` and free it (pyplot keeps every open figure alive)."""
-    fig.tight_layout()
+    if layout:
+        fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
     return path
@@ -82,40 +83,67 @@ def roc_curve_plot(result: EvaluationResult, path: Path) -> Path | None:
 
 
 def reliability_plot(result: EvaluationResult, path: Path) -> Path | None:
+    """Observed genuine share against predicted P(genuine) per bin, as points sized by the bin's
+    listings (a bin of one listing is one small point, not a full bar), with the counts under it."""
     bins = result.summary["detection"].get("reliability") or []
     if not bins:
         return None
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(4.8, 4.4), dpi=110)
-    centres = [(b["low"] + b["high"]) / 2 for b in bins]
-    ax.bar(centres, [b["observed"] for b in bins], width=0.09, color=_COLOURS["genuine"], alpha=0.8, label="observed genuine share")
-    ax.plot([b["predicted"] for b in bins], [b["observed"] for b in bins], "o", color="black", ms=4, label="bin mean prediction")
-    for b, x in zip(bins, centres):
-        ax.annotate(str(b["count"]), (x, b["observed"]), ha="center", va="bottom", fontsize=6)
+    fig, (ax, counts) = plt.subplots(
+        2, 1, figsize=(4.8, 5.4), dpi=110, sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    total = sum(b["count"] for b in bins)
     ax.plot([0, 1], [0, 1], ls=":", color="grey", label="perfect calibration")
+    predicted, observed = [b["predicted"] for b in bins], [b["observed"] for b in bins]
+    ax.plot(predicted, observed, "-", color=_COLOURS["genuine"], lw=1, alpha=0.6)
+    sizes = [12 + 200 * b["count"] / total for b in bins]
+    ax.scatter(predicted, observed, s=sizes, color=_COLOURS["genuine"], edgecolor="black", lw=0.5, zorder=3,
+               label="bin: mean prediction vs observed\n(area ∝ listings in the bin)")
+    for b in bins:
+        ax.annotate(f"n={b['count']}", (b["predicted"], b["observed"]), xytext=(0, 7), textcoords="offset points",
+                    ha="center", va="bottom", fontsize=6)
     ece = result.summary["detection"].get("ece")
-    ax.set(xlim=(0, 1), ylim=(0, 1.05), xlabel="predicted P(genuine)", ylabel="observed share genuine",
-           title=f"Reliability (ECE {ece:.3f})" if ece is not None else "Reliability")
-    ax.legend(fontsize=7, loc="upper left")
-    return _save(plt, fig, path)
+    title = f"Reliability (ECE {ece:.3f}, {total} scored listings)" if ece is not None else "Reliability"
+    ax.set(xlim=(0, 1), ylim=(-0.05, 1.12), ylabel="observed share genuine", title=title)
+    ax.title.set_fontsize(9)
+    centres = [(b["low"] + b["high"]) / 2 for b in bins]
+    counts.bar(centres, [b["count"] for b in bins], width=0.09, color=_COLOURS["unknown"])
+    for x, b in zip(centres, bins):
+        counts.annotate(str(b["count"]), (x, b["count"]), ha="center", va="bottom", fontsize=6)
+    counts.set(xlabel="predicted P(genuine)", ylabel="listings", ylim=(0, max(b["count"] for b in bins) * 1.3))
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=2, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return _save(plt, fig, path, layout=False)
 
 
 def score_histogram(result: EvaluationResult, path: Path) -> Path | None:
+    """Authenticity of genuine and fake listings; those without a score (called ``unknown`` or
+    unreadable) cannot be drawn, and the figure says how many of each class were left out."""
     values: dict[str, list[float]] = {"genuine": [], "fake": []}
+    excluded = {"genuine": 0, "fake": 0}
     for item, verdict in zip(result.listings, result.verdicts):
-        if item.label in values and verdict.authenticity is not None:
-            values[item.label].append(verdict.authenticity)
+        if item.label in values:
+            if verdict.authenticity is None:
+                excluded[item.label] += 1
+            else:
+                values[item.label].append(verdict.authenticity)
     if not any(values.values()):
         return None
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.6, 3.6), dpi=110)
+    fig, ax = plt.subplots(figsize=(5.6, 3.8), dpi=110)
     edges = np.linspace(0, 1, 26)
     for label, scores in values.items():
-        ax.hist(scores, bins=edges, alpha=0.6, color=_COLOURS[label], label=f"{label} listings ({len(scores)})")
+        total = len(scores) + excluded[label]
+        ax.hist(scores, bins=edges, alpha=0.6, color=_COLOURS[label],
+                label=f"{label} listings: {len(scores)} of {total} scored")
     threshold = result.summary.get("checker", {}).get("decision_threshold")
     if threshold is not None:
         ax.axvline(threshold, color="black", ls="--", lw=1, label="decision threshold")
     ax.set(xlabel="authenticity = P(genuine)", ylabel="listings", title="Scores by true class")
+    if any(excluded.values()):
+        ax.text(0.5, -0.3, f"Not drawn: {excluded['genuine']} genuine and {excluded['fake']} fake listings without a score "
+                "(called unknown or unreadable).", transform=ax.transAxes, ha="center", va="top", fontsize=7)
     ax.legend(fontsize=7)
     return _save(plt, fig, path)
 
@@ -145,31 +173,53 @@ def _thumbnail(source: object, side: int = 256) -> np.ndarray | None:
     return np.asarray(image)
 
 
+def _listing_caption(item, verdict) -> tuple[str, bool]:  # noqa: ANN001 - LabelledPhoto, Verdict
+    """The listing panel's caption and whether the verdict is right (the verdict's label is the truth)."""
+    right = verdict.label == item.label
+    p = "–" if verdict.authenticity is None else f"{verdict.authenticity:.2f}"
+    truth = item.label
+    if item.label == "fake" and item.extra.get("family"):
+        truth += f" ({item.extra['family']})"
+    lines = [f"{'✓ right' if right else '✗ wrong'}: truth {truth}", f"verdict {verdict.label}, P(genuine) {p}"]
+    if item.extra.get("reused_from"):
+        conditions = (item.extra.get("conditions") or "").split(";")
+        lines.append("re-used photo, mirrored (reversed text\nis the mirror, not a defect)" if "mirror" in conditions
+                     else "re-used photo")
+    return "\n".join(lines), right
+
+
 def evidence_grid(result: EvaluationResult, path: Path, *, examples: int = 8) -> Path | None:
-    """Rows of: listing photo, its nearest genuine and nearest fake reference, with similarities."""
+    """Rows of: listing photo, its nearest genuine and nearest fake reference, with similarities.
+    The listing is framed and captioned green when its verdict is right, red when wrong; a re-used
+    photo says so, and a mirrored one that its reversed lettering is no misspelling."""
     rows = _pick_examples(result, examples)
     if not rows:
         return None
     plt = _pyplot()
+    from matplotlib.patches import Rectangle
+
     columns = 3
-    fig, axes = plt.subplots(len(rows), columns, figsize=(3 * columns, 2.6 * len(rows)), dpi=90, squeeze=False)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(3 * columns, 2.9 * len(rows)), dpi=90, squeeze=False)
     for r, i in enumerate(rows):
         item, verdict = result.listings[i], result.verdicts[i]
-        p = "–" if verdict.authenticity is None else f"{verdict.authenticity:.2f}"
-        panels = [
-            (item.path, f"listing: truth {item.label}\nverdict {verdict.label}, P(genuine) {p}"),
-        ]
+        caption, right = _listing_caption(item, verdict)
+        panels = [(item.path, caption)]
         for kind, match in (("genuine", verdict.nearest_genuine), ("fake", verdict.nearest_fake)):
             if match is None:
                 panels.append((None, f"no {kind} reference\namong the neighbours"))
             else:
                 sim = "?" if match.similarity is None else f"{match.similarity:.3f}"
                 panels.append((match.source, f"nearest {kind} #{match.ref_id} ({match.product})\nsimilarity {sim}"))
-        for c, (source, caption) in enumerate(panels):
+        for c, (source, text) in enumerate(panels):
             ax = axes[r][c]
             ax.axis("off")
             pixels = _thumbnail(source) if source is not None else None
             if pixels is not None:
                 ax.imshow(pixels)
-            ax.set_title(caption, fontsize=7)
+            if c == 0:
+                colour = _COLOURS["genuine"] if right else "#c1121f"
+                ax.set_title(text, fontsize=7, color=colour, fontweight="bold")
+                ax.add_patch(Rectangle((0, 0), 1, 1, transform=ax.transAxes, fill=False, lw=4, edgecolor=colour, clip_on=False))
+            else:
+                ax.set_title(text, fontsize=7)
     return _save(plt, fig, path)

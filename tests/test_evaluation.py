@@ -183,3 +183,31 @@ def test_breakdown_by_defect_visibility(tmp_path):
     # without any measured fake (an older kit), no visibility table and the headline says why
     old = evaluate_verdicts(listings[:6] + listings[-1:], verdicts[:6] + verdicts[-1:])
     assert old["breakdown"]["visibility"] == {} and old["detection"]["roc_auc_visible"] is None
+
+
+def test_every_dash_in_the_report_has_a_footnote_and_plots_say_what_they_leave_out(tmp_path):
+    import re
+
+    from authvision.plots import _listing_caption
+
+    case = make_case(tmp_path)
+    case.verdicts[6] = Verdict(None, "unknown")  # a fake called unknown: no score, not in the histogram
+    case.summary = evaluate_verdicts(case.listings, case.verdicts)
+    case.summary["checker"] = {
+        "model": "m", "model_sha256": "0" * 64, "precision": "int8", "references": 2, "index": "Flat",
+        "calibrated": True, "decision_threshold": 0.5, "unknown_threshold": None, "calibration": None,
+    }
+    text = write_report(case, tmp_path / "report", title="Test report")["markdown"].read_text()
+    dashes = re.findall(r"–(\[\^[\w-]+\])?", text)
+    assert dashes and all(dashes), "a bare – without a footnote"
+    for label in set(re.findall(r"–\[\^([\w-]+)\]", text)):
+        assert re.search(rf"^\[\^{label}\]: \w", text, re.M), label
+    assert "ROC-AUC needs at least 5 fake and 5 genuine listings" in text  # the hue/font groups are small
+    assert "0 genuine and 1 fake listings called unknown or unreadable" in text
+
+    mirrored = LabelledPhoto(tmp_path / "m.jpg", "genuine", "bag", "acme",
+                             {"reused_from": "g.jpg", "conditions": "background=studio;reused;mirror;jpeg=70"})
+    caption, right = _listing_caption(mirrored, Verdict(0.2, "fake", "bag", "acme"))
+    assert not right and caption.startswith("✗ wrong") and "mirrored" in caption and "not a defect" in caption
+    caption, right = _listing_caption(case.listings[7], case.verdicts[7])
+    assert right and caption.startswith("✓ right: truth fake (colour)") and "re-used" not in caption

@@ -354,6 +354,15 @@ def test_fake_listings_record_how_many_item_pixels_their_defects_change(listings
     assert all(r["defect_pixels"] == r["defect_pixels_count"] == "" for r in listings if r["label"] != "fake")
 
 
+def test_kit_json_counts_fakes_by_defect_visibility(kit: Path, listings: Rows) -> None:
+    counts = json.loads((kit / "kit.json").read_text())["counts"]
+    buckets = ("below_0.1pct", "0.1_to_1pct", "1pct_or_more")
+    assert sum(counts[f"listings_fake_defect_pixels_{b}"] for b in buckets) == counts["listings_fake"]
+    assert counts["listings_fake_defect_pixels_1pct_or_more"] == sum(
+        float(r["defect_pixels"]) >= 0.01 for r in listings if r["label"] == "fake"
+    )
+
+
 def test_fonts_ship_inside_the_package() -> None:
     fonts = resources.files("authvision.brandkit").joinpath("fonts")
     assert fonts.joinpath("LICENSE").read_text(encoding="utf-8").count("Bitstream") >= 1

@@ -506,6 +506,11 @@ def _counts(ref_rows: Sequence[Mapping[str, str]], rows: Sequence[Mapping[str, s
         counts[f"listings_{label}"] = sum(r["label"] == label for r in rows)
     counts["listings_reused"] = sum(bool(r["reused_from"]) for r in rows)
     counts["listings_fake_unseen_factory"] = sum(r["factory_seen"] == "false" for r in rows)
+    # fakes by defect visibility: the share of the item's pixels their defects change in the photo
+    shares = [float(r["defect_pixels"]) for r in rows if r["defect_pixels"]]
+    counts["listings_fake_defect_pixels_below_0.1pct"] = sum(v < 0.001 for v in shares)
+    counts["listings_fake_defect_pixels_0.1_to_1pct"] = sum(0.001 <= v < 0.01 for v in shares)
+    counts["listings_fake_defect_pixels_1pct_or_more"] = sum(v >= 0.01 for v in shares)
     for split in ("calibration", "test"):
         counts[f"listings_{split}"] = sum(r["split"] == split for r in rows)
     return counts

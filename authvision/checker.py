@@ -30,24 +30,21 @@ import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from PIL import Image
 
-from ._version import __version__
-from ._storage import read_manifest, read_verified, resolve_directory, write_directory
 from .calibration import Calibration, CalibrationReport, fit_calibration, uncalibrated
-from .embedder import Embedder, default_model_dir
-from .errors import ImageDecodeError, IncompatibleModelError, IndexFormatError
-from .evidence import EvidenceProvider, Listing, Screen, default_providers, feature_names, provider_class
+from .embedder import Embedder
+from .errors import ImageDecodeError, IncompatibleModelError
+from .evidence import EvidenceProvider, Listing, Screen, default_providers, feature_names
+from .evidence.base import make_listings
 from .evidence.screen import screen
 from .hashing import DUPLICATE_MAX_DISTANCE
 from .imageio import DecodedImage, ImageSource
 from .index import Label, OnDuplicate, ReferenceIndex
-from .manifest import MODEL_MANIFEST as MODEL_MANIFEST_NAME
-from .prepare import as_input_list, create_transform, decode_inputs
+from .prepare import as_input_list, create_transform, decode_inputs, per_item, source_name
 from .verdict import Match, Verdict
 
 if TYPE_CHECKING:
@@ -56,10 +53,6 @@ if TYPE_CHECKING:
 __all__ = ["FEATURES", "Assessment", "AuthenticityChecker"]
 
 LOG = logging.getLogger(__name__)
-
-FORMAT_NAME = "authvision.AuthenticityChecker"
-FORMAT_VERSION = 2
-"""2: evidence providers are saved by name with their config and files (``evidence/<name>/``). 1 still loads."""
 
 FEATURES: tuple[str, ...] = feature_names(default_providers())
 """The default providers' features, in the calibration's column order (a checker's own: ``checker.feature_names``)."""
@@ -76,10 +69,6 @@ DEFAULT_K = 10
 _DEFAULT_BIAS = 1.5
 _DEFAULT_UNKNOWN_THRESHOLD = 0.68
 
-_CHECKER_FILE = "checker.json"
-_INDEX_DIR = "index/"
-_MODEL_DIR = "model/"
-_EVIDENCE_DIR = "evidence/"
 
 
 @dataclass(frozen=True)
@@ -221,9 +210,9 @@ class AuthenticityChecker:
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         inputs = as_input_list(images)
-        columns = {name: _per_item(name, value, len(inputs)) for name, value in (("label", label), ("product", product), ("brand", brand))}
+        columns = {name: per_item(name, value, len(inputs)) for name, value in (("label", label), ("product", product), ("brand", brand))}
         if sources is None:
-            sources = [_source_name(source) for source in inputs]
+            sources = [source_name(source) for source in inputs]
         elif len(sources) != len(inputs):
             raise ValueError(f"sources has {len(sources)} entries for {len(inputs)} photos")
         decoded: list[DecodedImage] = []
@@ -242,7 +231,7 @@ class AuthenticityChecker:
         tensors, hashes = self.transform.batch([d.image for d in decoded])
         ids = self.index.add(
             self.embedder.run_tensors(tensors).vectors,
-            [columns["label"][i] for i in good],  # type: ignore[misc]
+            [columns["label"][i] for i in good],
             products=[columns["product"][i] for i in good],
             brands=[columns["brand"][i] for i in good],
             sources=[sources[i] for i in good],
@@ -325,22 +314,7 @@ class AuthenticityChecker:
             return []
         tensors, hashes = self.transform.batch(images)
         out = self.embedder.run_tensors(tensors)
-        return self.listings_from_model(images, sources, out.vectors, hashes, out.fake_logits)
-
-    @staticmethod
-    def listings_from_model(
-        images: Sequence[Image.Image],
-        sources: Sequence[ImageSource | None] | None,
-        vectors: np.ndarray,
-        hashes: np.ndarray,
-        fake_logits: np.ndarray | None,
-    ) -> list[Listing]:
-        """Listings from what the model and the hashing computed already (the scanner's pipeline)."""
-        sources = [None] * len(images) if sources is None else sources
-        return [
-            Listing(image, source, vectors[i], hashes[i], None if fake_logits is None else float(fake_logits[i]))
-            for i, (image, source) in enumerate(zip(images, sources))
-        ]
+        return make_listings(images, sources, out.vectors, hashes, out.fake_logits)
 
     def assess_listings(self, listings: Sequence[Listing], *, brand: str | None = None) -> list[Assessment]:
         """The evidence for each listing: the screen, then every provider's features and artefacts."""
@@ -462,53 +436,32 @@ class AuthenticityChecker:
         self._report = report
         return report
 
+    def calibrate_from_references(
+        self, photos: Sequence[ImageSource], labels: Sequence[str], products: Sequence[str], *, per_photo: int = 3, seed: int = 0
+    ) -> CalibrationReport:
+        """Calibrate without labelled listings: on held-out reference photos put through simulated listing
+        conditions, the unknown threshold against other products and unrelated scenes
+        (:func:`authvision.reference_calibration.calibrate_from_references`)."""
+        from .reference_calibration import calibrate_from_references
+
+        return calibrate_from_references(self, photos, labels, products, per_photo=per_photo, seed=seed)
+
     # -- persistence ---------------------------------------------------------------------------------
+    def restore_calibration(self, calibration: Calibration, report: CalibrationReport | None) -> None:
+        """Install a saved calibration (its features must be this checker's)."""
+        if calibration.features != self.feature_names:
+            raise ValueError(f"calibration on {list(calibration.features)}, this checker's features are {list(self.feature_names)}")
+        self._calibration, self._report = calibration, report
+
     def save(self, directory: str | os.PathLike[str]) -> None:
-        """Save references, calibration and the model reference to one directory, atomically.
+        """Save references, evidence providers' data, calibration and the model reference to one directory, atomically.
 
         The shipped default model is referenced by its sha256; any other model's files are copied in,
-        so the directory is self-contained (copy it to every node of a cluster).
+        so the directory is self-contained (copy it to every node of a cluster). See :mod:`authvision.checker_store`.
         """
-        index_files, index_fields = self.index.snapshot()
-        files: dict[str, Any] = {_INDEX_DIR + name: data for name, data in index_files.items()}
-        model = self._model_reference()
-        if model["location"] == "embedded":
-            model_dir = self.embedder.source.parent
-            files[_MODEL_DIR + MODEL_MANIFEST_NAME] = (model_dir / MODEL_MANIFEST_NAME).read_bytes()
-            files[_MODEL_DIR + self.embedder.source.name] = self.embedder.source.read_bytes()
-        for provider in self.providers:
-            for name, data in provider.state_files().items():
-                files[f"{_EVIDENCE_DIR}{provider.name}/{name}"] = data
-        settings = {
-            "k": self.k,
-            "decision_threshold": self.decision_threshold,
-            "duplicate_max_distance": self.duplicate_max_distance,
-            "providers": [{"name": p.name, "config": p.config()} for p in self.providers],
-            "features": list(self.feature_names),
-            "calibration": self._calibration.to_dict(),
-            "calibration_report": None if self._report is None else self._report.to_dict(),
-        }
-        files[_CHECKER_FILE] = (json.dumps(settings, indent=2, sort_keys=True) + "\n").encode()
-        manifest = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "library_version": __version__,
-            "model": model,
-            "index": index_fields,
-        }
-        write_directory(directory, files, manifest)
+        from .checker_store import save_checker
 
-    def _model_reference(self) -> dict[str, Any]:
-        embedder = self.embedder
-        default = embedder.source.parent.resolve() == default_model_dir().resolve()
-        return {
-            "name": embedder.manifest.name,
-            "sha256": embedder.model_sha256,
-            "precision": embedder.precision,
-            "embedding_dim": embedder.dim,
-            "location": "default" if default else "embedded",
-            "file": embedder.source.name,
-        }
+        save_checker(self, directory)
 
     @classmethod
     def load(
@@ -529,98 +482,8 @@ class AuthenticityChecker:
                 not the saved calibration's, loading fails unless ``discard_calibration``.
             discard_calibration: load with the default (uncalibrated) mapping, to calibrate again.
         """
-        path = resolve_directory(directory)
-        manifest = read_manifest(path, format_name=FORMAT_NAME, supported_versions=(1, FORMAT_VERSION))
-        model = manifest.get("model")
-        if not isinstance(model, dict) or not isinstance(model.get("sha256"), str):
-            raise IndexFormatError(f"{path / 'manifest.json'}: the model reference is missing or malformed")
-        if embedder is None:
-            embedder = _load_model(path, manifest, model, num_threads)
-        elif embedder.model_sha256 != model["sha256"]:
-            raise IncompatibleModelError(
-                f"the checker at {path} was built with model {model.get('name')!r} ({model['sha256'][:12]}…), "
-                f"not with {embedder.manifest.name!r} ({embedder.model_sha256[:12]}…)"
-            )
-        fields = manifest.get("index")
-        if not isinstance(fields, dict):
-            raise IndexFormatError(f"{path / 'manifest.json'}: the index section is missing")
-        index = ReferenceIndex.restore(
-            fields,
-            lambda name: read_verified(path, manifest, _INDEX_DIR + name),
-            where=path / _INDEX_DIR.rstrip("/"),
-            expected_model_sha256=embedder.model_sha256,
+        from .checker_store import load_checker
+
+        return load_checker(
+            cls, directory, embedder=embedder, num_threads=num_threads, providers=providers, discard_calibration=discard_calibration
         )
-        try:
-            settings = json.loads(read_verified(path, manifest, _CHECKER_FILE))
-            if providers is None:
-                providers = _saved_providers(path, manifest, settings.get("providers"))
-            checker = cls(
-                embedder,
-                index,
-                k=int(settings["k"]),
-                decision_threshold=float(settings["decision_threshold"]),
-                duplicate_max_distance=int(settings["duplicate_max_distance"]),
-                providers=providers,
-            )
-            if tuple(settings["features"]) != checker.feature_names:
-                if discard_calibration:
-                    LOG.warning("%s: calibration on %s discarded; calibrate the checker again", path, settings["features"])
-                    return checker
-                raise IndexFormatError(
-                    f"{path}: calibrated on evidence features {settings['features']}, but its evidence providers give "
-                    f"{list(checker.feature_names)}: recalibrate it (load with discard_calibration=True, then calibrate; "
-                    "CLI: authvision calibrate)"
-                )
-            checker._calibration = Calibration.from_dict(settings["calibration"])
-            report = settings.get("calibration_report")
-            if report is not None:
-                report = dict(report)
-                report["calibration"] = checker._calibration
-                checker._report = CalibrationReport(**report)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise IndexFormatError(f"{path / _CHECKER_FILE} is malformed: {exc!r}") from exc
-        return checker
-
-
-def _load_model(path: Path, manifest: dict[str, Any], model: dict[str, Any], num_threads: int | None) -> Embedder:
-    precision = model.get("precision", "int8")
-    if model.get("location") == "embedded":
-        # Verified here against the checker's manifest; Embedder.load checks the ONNX sha256 again.
-        for name in (MODEL_MANIFEST_NAME, str(model.get("file"))):
-            read_verified(path, manifest, _MODEL_DIR + name)
-        embedder = Embedder.load(path / _MODEL_DIR.rstrip("/"), precision=precision, num_threads=num_threads)
-    else:
-        embedder = Embedder.load(precision=precision, num_threads=num_threads)
-    if embedder.model_sha256 != model["sha256"]:
-        raise IncompatibleModelError(
-            f"the checker at {path} was built with model {model.get('name')!r} ({model['sha256'][:12]}…), but the "
-            f"{'embedded' if model.get('location') == 'embedded' else 'installed default'} model is "
-            f"{embedder.manifest.name!r} ({embedder.model_sha256[:12]}…): rebuild the checker with this model"
-        )
-    return embedder
-
-
-def _saved_providers(path: Path, manifest: dict[str, Any], saved: Any) -> list[EvidenceProvider]:
-    """The providers a checker was saved with (format 1 had the default ones), rebuilt from their files."""
-    if saved is None:
-        return default_providers()
-    providers = []
-    for entry in saved:
-        cls = provider_class(entry["name"])
-        prefix = f"{_EVIDENCE_DIR}{entry['name']}/"
-        names = sorted(name[len(prefix) :] for name in manifest.get("files", {}) if name.startswith(prefix))
-        providers.append(cls.restore(entry.get("config", {}), lambda name, prefix=prefix: read_verified(path, manifest, prefix + name), names))
-    return providers
-
-
-def _source_name(source: ImageSource) -> str | None:
-    return os.fspath(source) if isinstance(source, (str, os.PathLike)) else None  # type: ignore[return-value]
-
-
-def _per_item(name: str, value: Any, n: int) -> list[Any]:
-    if value is None or isinstance(value, str):
-        return [value] * n
-    values = list(value)
-    if len(values) != n:
-        raise ValueError(f"{name} has {len(values)} entries for {n} photos")
-    return values

@@ -48,12 +48,14 @@ def _load_checker(args: argparse.Namespace):
 def cmd_index_build(args: argparse.Namespace) -> int:
     from .checker import AuthenticityChecker
     from .datasets import read_photo_set
+    from .evidence import default_providers, inspection_providers
     from .index import ReferenceIndex
 
     photos = read_photo_set(args.refs)
     embedder = _load_embedder(args)
     index = ReferenceIndex(embedder.dim, factory=args.factory, model_sha256=embedder.model_sha256)
-    checker = AuthenticityChecker(embedder, index, k=args.k)
+    providers = inspection_providers(min_similarity=args.inspect_min_similarity) if args.inspection else default_providers()
+    checker = AuthenticityChecker(embedder, index, k=args.k, providers=providers)
     skipped = add_photos(checker, photos, args)
     checker.save(args.out)
     summary = {"checker": str(args.out), "references": len(checker.index), "skipped": skipped, **_label_counts(checker)}
@@ -123,7 +125,23 @@ def cmd_check(args: argparse.Namespace) -> int:
     verdicts = checker.check_many(paths, brand=args.brand)
     for path, verdict in zip(paths, verdicts):
         sys.stdout.write(json.dumps({"path": str(path), **verdict.to_dict()}) + "\n")
+    if args.explain is not None:
+        _write_explanations(checker, paths, verdicts, args.explain)
     return 1 if any(v.label == "error" for v in verdicts) else 0
+
+
+def _write_explanations(checker, paths, verdicts, out: Path) -> None:
+    """One overlay PNG per inspected listing (``--explain OUTDIR``); the others are listed on stderr."""
+    from .overlay import explain
+
+    out.mkdir(parents=True, exist_ok=True)
+    for n, (path, verdict) in enumerate(zip(paths, verdicts)):
+        png = None if verdict.label == "error" else explain(checker, path, verdict, title=Path(path).name)
+        if png is None:
+            reason = (verdict.inspection or {}).get("reason") or verdict.error or "the checker does not inspect listings"
+            sys.stderr.write(f"authvision: no overlay for {path}: {reason}\n")
+            continue
+        (out / f"{n:04d}-{Path(path).stem}.png").write_bytes(png)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -211,7 +229,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     config = KitConfig(listings=args.listings, heldout_families=_families(args.heldout_families))
     result = run_demo(args.out, seed=args.seed, config=config, model=args.model, workers=args.workers,
-                      progress=progress, real_photos=not args.no_real_photos)
+                      progress=progress, real_photos=not args.no_real_photos, inspection=not args.no_inspection)
     d, c = result.summary["detection"], result.summary["catalogue"]
     sys.stdout.write(
         f"authvision demo: {result.summary['listings_checked']} test listings checked in {result.seconds:.0f} s "
@@ -306,6 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--out", type=Path, required=True, help="checker directory to write")
     build.add_argument("--factory", default="auto", help="FAISS index type: auto (default), Flat, HNSW32,SQ8, IVF1024,SQ8 ...")
     build.add_argument("--k", type=int, default=10, help="neighbours per check")
+    build.add_argument("--inspection", action=argparse.BooleanOptionalAction, default=True,
+                       help="region inspection of listings matched to a product (default on; --no-inspection: the screen alone)")
+    build.add_argument("--inspect-min-similarity", type=float, default=0.0,
+                       help="inspect only listings whose best reference similarity reaches this")
     _model_options(build)
     build.set_defaults(func=cmd_index_build)
 
@@ -330,6 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("images", nargs="+", type=Path, help="photos or folders")
     check.add_argument("--checker", type=Path, required=True)
     check.add_argument("--brand", default=None, help="only compare with this brand's references")
+    check.add_argument("--explain", type=Path, default=None, metavar="OUTDIR",
+                       help="write an overlay PNG per inspected listing: listing registered beside its genuine reference, heatmap, worst regions")
     check.set_defaults(func=cmd_check)
 
     calibrate = commands.add_parser("calibrate", help="fit a checker's calibration on held-out labelled listings")
@@ -363,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workers", type=int, default=2, help="processes rendering the kit")
     demo.add_argument("--model", type=Path, default=None, help="model directory (default: the shipped model)")
     demo.add_argument("--no-real-photos", action="store_true", help="skip the real-photo re-use evaluation")
+    demo.add_argument("--no-inspection", action="store_true", help="the screen alone: no region inspection")
     demo.set_defaults(func=cmd_demo)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a checker on labelled listings; writes a report")

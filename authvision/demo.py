@@ -22,7 +22,8 @@ from .brandkit import KitConfig, generate_kit
 from .checker import AuthenticityChecker
 from .datasets import LabelledPhoto, add_labelled_photos, read_brand_folder, read_photo_csv
 from .embedder import Embedder
-from .evaluation import evaluate, write_report
+from .evaluation import EvaluationResult, evaluate, write_report
+from .evidence import default_providers, inspection_providers
 
 __all__ = ["DemoResult", "run_demo"]
 
@@ -54,8 +55,13 @@ def run_demo(
     workers: int = 1,
     progress: Progress | None = None,
     real_photos: bool = True,
+    inspection: bool = True,
 ) -> DemoResult:
-    """Run the whole demo into ``out_dir`` (kit/, checker/, report/) and return where things are."""
+    """Run the whole demo into ``out_dir`` (kit/, checker/, report/) and return where things are.
+
+    ``inspection``: the checker inspects listings (region inspection against each product's genuine
+    references) and the report compares it with the screen alone (same index, same calibration listings).
+    """
     out = Path(out_dir)
     start = time.perf_counter()
     step = progress or (lambda stage, done, total: None)
@@ -65,7 +71,7 @@ def run_demo(
     step("generating the brand kit", 1, 1)
 
     embedder = Embedder.load(model)
-    checker = AuthenticityChecker(embedder)
+    checker = AuthenticityChecker(embedder, providers=inspection_providers() if inspection else default_providers())
     references = read_brand_folder(kit.references_dir)
     indexed = 0
 
@@ -79,6 +85,10 @@ def run_demo(
     listings = read_photo_csv(kit.listings_csv)
     calibration, test = _split(listings, "calibration"), _split(listings, "test")
     step("calibrating", 0, 1)
+    if inspection:
+        step("building inspection data", 0, 1)
+        checker.provider("inspection").build()  # type: ignore[attr-defined]
+        step("building inspection data", 1, 1)
     report = checker.calibrate([p.path for p in calibration], [p.label for p in calibration])
     step("calibrating", 1, 1)
     checker.save(out / "checker")
@@ -92,7 +102,14 @@ def run_demo(
 
     result = evaluate(checker, test, progress=tick)
     sections = {"kit": json.loads(Path(kit.kit_json).read_text(encoding="utf-8"))}
-    sections["section:reuse-simulated"] = _simulated_reuse(checker, calibration, test)
+    screen_only = checker
+    if inspection:
+        step("the screen alone, for comparison", 0, 1)
+        screen_only = AuthenticityChecker(embedder, checker.index, k=checker.k, providers=default_providers())
+        screen_only.calibrate([p.path for p in calibration], [p.label for p in calibration])
+        sections["section:inspection"] = _inspection_section(result, evaluate(screen_only, test))
+        step("the screen alone, for comparison", 1, 1)
+    sections["section:reuse-simulated"] = _simulated_reuse(screen_only, calibration, test)
     if real_photos:
         step("real-photo re-use evaluation", 0, 1)
         sections["section:reuse-real"] = _real_reuse(embedder)
@@ -184,3 +201,32 @@ def _real_reuse(embedder: Embedder) -> dict[str, Any]:
     except ImportError as exc:
         return {"title": "Re-used real photos", "markdown": f"Skipped: {exc}"}
     return {"title": "Re-used real photos", "markdown": result.markdown(), **result.to_dict()}
+
+
+def _inspection_section(with_inspection: EvaluationResult, screen_only: EvaluationResult) -> dict[str, Any]:
+    """Fake ROC-AUC with region inspection beside the screen alone, overall and per group."""
+    a, b = with_inspection.summary, screen_only.summary
+
+    def auc(summary: dict[str, Any], key: str | None = None, group: str | None = None) -> str:
+        value = summary["detection"]["roc_auc"] if key is None else (summary["breakdown"].get(key, {}).get(group) or {}).get("roc_auc")
+        return "–" if value is None else f"{value:.3f}"
+
+    rows = [("all fakes", auc(a), auc(b))]
+    for key, title in (("family", "family"), ("factory_seen", "factories"), ("visibility", "defect visibility")):
+        for group in sorted(a["breakdown"].get(key, {})):
+            rows.append((f"{title}: {group}", auc(a, key, group), auc(b, key, group)))
+    ece = lambda s: "–" if s["detection"]["ece"] is None else f"{s['detection']['ece']:.3f}"  # noqa: E731
+    rows.append(("expected calibration error", ece(a), ece(b)))
+    registered = [v.inspection for v in with_inspection.verdicts if v.inspection is not None]
+    inspected = [i for i in registered if i.get("inspected")]
+    share = len([i for i in inspected if i.get("registered")]) / max(1, len(inspected))
+    markdown = (
+        "Fake ROC-AUC on the same test listings, the same index and the same calibration listings, with region "
+        "inspection (listings registered to their product's genuine references, marks compared against the genuine "
+        "null) and with the screen alone (neighbours, duplicates). \"–\": too few listings in the group.\n\n"
+        "| measure | with inspection | screen alone |\n|---|---|---|\n"
+        + "\n".join(f"| {name} | {x} | {y} |" for name, x, y in rows)
+        + f"\n\n{len(inspected)} of {len(with_inspection.verdicts)} test listings inspected, {share:.0%} of them registered."
+    )
+    return {"title": "Region inspection", "markdown": markdown,
+            "roc_auc": {"with_inspection": a["detection"]["roc_auc"], "screen_only": b["detection"]["roc_auc"]}}

@@ -100,7 +100,8 @@ class Embedder:
 
         if precision not in ("int8", "fp32"):
             raise ValueError(f"precision must be 'int8' or 'fp32', got {precision!r}")
-        directory, manifest, precision = _resolve(path, precision)
+        directory, manifest, resolved = _resolve(path, precision)
+        precision = "fp32" if resolved == "fp32" else "int8"
         model_file = manifest.model_file(precision)
         data = read_model_file(directory / model_file.filename, model_file.sha256)
         options = ort.SessionOptions()

@@ -14,10 +14,12 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 if TYPE_CHECKING:
+    from .checker import AuthenticityChecker
+    from .imageio import ImageSource
     from .inspection import InspectionResult, ProductInspection
     from .verdict import Verdict
 
-__all__ = ["render_overlay"]
+__all__ = ["explain", "render_overlay"]
 
 LOG = logging.getLogger(__name__)
 
@@ -65,6 +67,28 @@ def render_overlay(
         f"difference vs genuine null (score {result.score:.2f})",
     ]
     return _compose([np.asarray(p) for p in panels], labels, header)
+
+
+def explain(checker: AuthenticityChecker, image: ImageSource, verdict: Verdict | None = None, *, title: str | None = None) -> bytes | None:
+    """The overlay PNG of a listing's region inspection, or None when the checker does not inspect it.
+
+    ``verdict``: the listing's verdict, if already computed (else it is checked here).
+    """
+    from .imageio import decode_image
+
+    try:
+        provider = checker.provider("inspection")
+    except KeyError:
+        return None
+    verdict = checker.check(image) if verdict is None else verdict
+    if verdict.product is None or verdict.inspection is None or not verdict.inspection.get("inspected"):
+        return None
+    pixels = np.ascontiguousarray(np.asarray(decode_image(image).image))
+    result = provider.inspect(pixels, verdict.product, heatmap=True)  # type: ignore[attr-defined]
+    data = provider.product_data(verdict.product)  # type: ignore[attr-defined]
+    if result is None or data is None:
+        return None
+    return render_overlay(pixels, result, data, verdict=verdict, title=title)
 
 
 def _fit(image: np.ndarray, side: int) -> np.ndarray:

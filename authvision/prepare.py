@@ -121,3 +121,18 @@ def error_message(exc: BaseException) -> str:
     if isinstance(exc, ImageDecodeError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+def source_name(source: Any) -> str | None:
+    """The path of a path input, else None."""
+    return str(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else None
+
+
+def per_item(name: str, value: Any, n: int) -> list[Any]:
+    """One value for each of ``n`` items: a scalar (or None) repeated, or a sequence of exactly ``n``."""
+    if value is None or isinstance(value, str):
+        return [value] * n
+    values = list(value)
+    if len(values) != n:
+        raise ValueError(f"{name} has {len(values)} entries for {n} photos")
+    return values

@@ -49,6 +49,7 @@ from PIL import Image
 
 from .datasets import expand_inputs
 from .embedder import available_cpus
+from .evidence.base import make_listings
 from .hashing import HASH_BYTES
 from .imageio import ImageSource
 from .journal import ResultJournal, ResumeError, ScanSummary
@@ -260,7 +261,7 @@ class Scanner:
         decode_pool = ThreadPoolExecutor(self.decode_workers, thread_name_prefix="authvision-decode")
         embed_pool = ThreadPoolExecutor(1, thread_name_prefix="authvision-embed")
         search_pool = ThreadPoolExecutor(self.evidence_workers, thread_name_prefix="authvision-evidence", initializer=_one_openmp_thread)
-        window: deque[tuple[Future[_Batch], ...]] = deque()
+        window: deque[tuple[Future[_Batch], Future[_Batch], Future[list[ScanResult]]]] = deque()
         # One tensor buffer per batch in flight, reused: allocating ~20 MB per batch let glibc's
         # per-thread arenas fragment, and RSS crept up by ~10% over 10k listings.
         side = self.checker.embedder.manifest.preprocess.input_size
@@ -338,7 +339,7 @@ class Scanner:
         if n:
             start = time.perf_counter()
             assert batch.vectors is not None  # set by _embed
-            listings = self.checker.listings_from_model(
+            listings = make_listings(
                 batch.images, [batch.items[i].source for i in batch.ok], batch.vectors, batch.hashes, batch.fake_logits
             )
             batch.images = []

@@ -40,6 +40,7 @@ __all__ = [
     "ProviderEvidence",
     "Screen",
     "feature_names",
+    "make_listings",
     "provider_class",
     "register_provider",
 ]
@@ -65,6 +66,21 @@ class Listing:
     vector: np.ndarray
     hashes: np.ndarray
     fake_logit: float | None = None
+
+
+def make_listings(
+    images: Sequence[Image.Image],
+    sources: Sequence[ImageSource | None] | None,
+    vectors: np.ndarray,
+    hashes: np.ndarray,
+    fake_logits: np.ndarray | None,
+) -> list[Listing]:
+    """Listings from decoded images and what the model and the hashing computed of them, row for row."""
+    sources = [None] * len(images) if sources is None else sources
+    return [
+        Listing(image, source, vectors[i], hashes[i], None if fake_logits is None else float(fake_logits[i]))
+        for i, (image, source) in enumerate(zip(images, sources))
+    ]
 
 
 @dataclass(frozen=True)

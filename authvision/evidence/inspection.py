@@ -28,12 +28,14 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
+from ..embedder import available_cpus
 from ..errors import AuthvisionError, IndexFormatError
 from ..imageio import decode_image
 from .base import EvidenceProvider, Listing, ProviderEvidence, Screen, register_provider
@@ -66,6 +68,7 @@ class InspectionEvidence(EvidenceProvider):
         templates: genuine templates per product.
         seed: seed of the simulated listing conditions of the genuine null.
         regions: worst regions reported per listing.
+        workers: threads inspecting the listings of one batch, and building products' data (default: the CPUs).
     """
 
     name = "inspection"
@@ -82,6 +85,7 @@ class InspectionEvidence(EvidenceProvider):
         templates: int = 3,
         seed: int = 0,
         regions: int = 5,
+        workers: int | None = None,
     ) -> None:
         self.min_similarity = float(min_similarity)
         self.products = None if products is None else sorted(set(products))
@@ -89,10 +93,12 @@ class InspectionEvidence(EvidenceProvider):
         self.templates = int(templates)
         self.seed = int(seed)
         self.regions = int(regions)
+        self.workers = available_cpus() if workers is None else max(1, int(workers))
         self._photos: dict[str, dict[int, bytes]] = {}  # product -> ref id -> reduced JPEG
         self._data: dict[str, ProductInspection | None] = {}  # None: could not be built
         self._dirty: set[str] = set()
         self._lock = threading.RLock()
+        self._build_lock = threading.Lock()
 
     def config(self) -> dict[str, Any]:
         return {
@@ -130,29 +136,49 @@ class InspectionEvidence(EvidenceProvider):
 
     def product_data(self, product: str) -> ProductInspection | None:
         """The product's inspection data, (re)built if its references changed; None if it has none."""
+        self.build([product])
         with self._lock:
-            if product in self._dirty:
-                self._rebuild(product)
             return self._data.get(product)
 
-    def _rebuild(self, product: str) -> None:
+    def build(self, products: Iterable[str] | None = None) -> None:
+        """(Re)build the inspection data of products whose genuine references changed (all when None), in parallel."""
         from ..inspection import build_product_inspection
 
-        self._dirty.discard(product)
-        photos = self._photos.get(product, {})
-        if len(photos) < MIN_GENUINE:
-            self._data.pop(product, None)
-            return
-        arrays = [np.asarray(Image.open(io.BytesIO(photos[ref_id])).convert("RGB")) for ref_id in sorted(photos)]
-        try:
-            self._data[product] = build_product_inspection(arrays, product=product, seed=self.seed, templates=self.templates)
-        except AuthvisionError as exc:
-            LOG.warning("%s: no inspection data: %s", product, exc)
-            self._data[product] = None
+        with self._build_lock:  # one build at a time; readers wait for it rather than see stale data
+            with self._lock:
+                wanted = self._dirty if products is None else self._dirty.intersection(products)
+                todo = {product: dict(self._photos.get(product, {})) for product in sorted(wanted)}
+            if not todo:
+                return
+
+            def build_one(product: str) -> ProductInspection | None:
+                photos = todo[product]
+                if len(photos) < MIN_GENUINE:
+                    return None
+                arrays = [np.asarray(Image.open(io.BytesIO(photos[ref_id])).convert("RGB")) for ref_id in sorted(photos)]
+                try:
+                    return build_product_inspection(arrays, product=product, seed=self.seed, templates=self.templates)
+                except AuthvisionError as exc:
+                    LOG.warning("%s: no inspection data: %s", product, exc)
+                    return None
+
+            with ThreadPoolExecutor(min(self.workers, len(todo)), thread_name_prefix="authvision-inspection-build") as pool:
+                built = dict(zip(todo, pool.map(build_one, todo)))
+            with self._lock:
+                for product, data in built.items():
+                    if self._photos.get(product, {}).keys() != todo[product].keys():
+                        continue  # its references changed during the build: still dirty, built next time
+                    self._dirty.discard(product)
+                    self._data[product] = data
 
     # -- evidence ------------------------------------------------------------------------------------
     def assess(self, listings: Sequence[Listing], screens: Sequence[Screen], checker: AuthenticityChecker) -> list[ProviderEvidence]:
-        return [self._assess_one(listing, s) for listing, s in zip(listings, screens)]
+        wanted = {s.product for s in screens if s.product is not None and self._skip_reason(s) is None}
+        self.build(wanted)
+        if self.workers == 1 or len(listings) < 2:
+            return [self._assess_one(listing, s) for listing, s in zip(listings, screens)]
+        with ThreadPoolExecutor(min(self.workers, len(listings)), thread_name_prefix="authvision-inspection") as pool:
+            return list(pool.map(self._assess_one, listings, screens))
 
     def _assess_one(self, listing: Listing, s: Screen) -> ProviderEvidence:
         skipped = self._skip_reason(s)
@@ -199,9 +225,8 @@ class InspectionEvidence(EvidenceProvider):
 
     # -- persistence ---------------------------------------------------------------------------------
     def state_files(self) -> dict[str, bytes]:
+        self.build()
         with self._lock:
-            for product in sorted(self._dirty):
-                self._rebuild(product)
             files: dict[str, bytes] = {}
             index: dict[str, dict[str, Any]] = {}
             for n, product in enumerate(sorted(self._photos)):
@@ -214,7 +239,7 @@ class InspectionEvidence(EvidenceProvider):
                 if data is not None:
                     arrays, meta = data.to_arrays()
                     buffer = io.BytesIO()
-                    np.savez(buffer, **arrays)
+                    np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub types the keywords as allow_pickle
                     files[f"{stem}/inspection.npz"] = buffer.getvalue()
                     entry["data"] = meta
                 index[product] = entry

@@ -82,11 +82,12 @@ class Assessment:
     max_similarity: float
     features: tuple[float, ...]
     provider_evidence: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    confirmed: bool = False  # a provider found the product in the photo (see ProviderEvidence.confirms_product)
 
     @property
     def known_score(self) -> float:
-        """What the unknown threshold cuts: the best similarity, or 1 for a near-duplicate (always known)."""
-        return 1.0 if self.duplicate_of is not None else self.max_similarity
+        """What the unknown threshold cuts: the best similarity, or 1 for a near-duplicate or a confirmed product (always known)."""
+        return 1.0 if self.duplicate_of is not None or self.confirmed else self.max_similarity
 
 
 class AuthenticityChecker:
@@ -337,7 +338,8 @@ class AuthenticityChecker:
                 values = evidence[i].features
                 features.extend(values)
                 reports[provider.name] = {**evidence[i].artefacts, "features": dict(zip(provider.features, values))}
-            out.append(Assessment(s.neighbors, s.duplicate_of, s.product, s.brand, s.max_similarity, tuple(features), reports))
+            confirmed = any(evidence[i].confirms_product for evidence in per_provider)
+            out.append(Assessment(s.neighbors, s.duplicate_of, s.product, s.brand, s.max_similarity, tuple(features), reports, confirmed))
         return out
 
     def _provider_evidence(self, provider: EvidenceProvider, listings: Sequence[Listing], screens: Sequence[Screen]) -> list[Any]:

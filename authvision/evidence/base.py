@@ -104,10 +104,14 @@ class ProviderEvidence:
     """One provider's evidence for one listing: its features, in its ``features`` order, and artefacts.
 
     ``artefacts`` must be JSON-serialisable (they go into ``Verdict.to_dict()`` and scan rows).
+    ``confirms_product``: the provider found the screen's product in the photo beyond doubt (region
+    inspection registered it to a genuine template on many keypoints): the listing is then never
+    ``unknown``, whatever its embedding similarity.
     """
 
     features: tuple[float, ...]
     artefacts: Mapping[str, Any] = field(default_factory=dict)
+    confirms_product: bool = False
 
 
 class EvidenceProvider:

@@ -16,6 +16,9 @@ resolution from its source (the screen's copy is JPEG-draft reduced to the model
   typical genuine listing, 1 ≈ the null's 95th percentile), clipped to [-2, 20]; 0 when not inspected;
 * ``inspection_registered``: 1 when the listing registered to a template, else 0.
 
+A registration on :data:`CONFIRM_INLIERS` keypoints or more confirms the product: the listing is not
+``unknown`` even when its embedding is far from every reference (a cluttered photo of a small item).
+
 The artefacts say whether the listing was inspected, why not, the registration quality and the
 worst regions with their boxes in listing pixels. A failure of any kind (unregistrable listing,
 corrupt data, out of memory) leaves the screen's evidence with ``inspected: false`` and the reason.
@@ -55,6 +58,10 @@ REFERENCE_SIDE = 800
 MIN_GENUINE = 3
 """Genuine references a product needs before it is inspected (two templates' nulls need the others)."""
 SCORE_CLIP = (-2.0, 20.0)
+CONFIRM_INLIERS = 50
+"""A registration on at least this many keypoint inliers confirms the product (never ``unknown``). A generic bar,
+not fitted to any kit: an unrelated photo's best homography is supported by a handful of chance matches (the
+registration itself accepts 8), a photo of the product by hundreds."""
 _PRODUCTS_FILE = "products.json"
 
 
@@ -199,7 +206,7 @@ class InspectionEvidence(EvidenceProvider):
         if not result.registered:
             return ProviderEvidence((0.0, 0.0), artefacts)
         score = float(np.clip(result.score, *SCORE_CLIP)) if np.isfinite(result.score) else 0.0
-        return ProviderEvidence((score, 1.0), artefacts)
+        return ProviderEvidence((score, 1.0), artefacts, confirms_product=result.inliers >= CONFIRM_INLIERS)
 
     def _skip_reason(self, s: Screen) -> str | None:
         if s.product is None:

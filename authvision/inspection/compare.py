@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 LCN_SIGMA = 4.0
 BLUR_SIGMA = 2.0
 MIN_CHROMA = 12.0
+RESOLUTION_TOLERANCE = 1.25
+"""Listing/template resolution ratio within which no resolution matching is done."""
 
 
 def lcn(g: np.ndarray, sigma: float = LCN_SIGMA) -> np.ndarray:
@@ -98,18 +100,76 @@ def hue_angle(warped: np.ndarray, m: np.ndarray, view: TemplateView) -> float:
     return float(abs(np.median(np.angle(np.exp(1j * (h1[w] - view.hue[w]))))))
 
 
-def measure(listing: np.ndarray, H: np.ndarray, view: TemplateView, cell: int) -> Measurement:
+def magnification(H: np.ndarray, frame_shape: tuple[int, int]) -> float:
+    """Template-frame pixels per listing pixel at the frame's centre (sqrt |det| of the Jacobian)."""
+    Hi = np.linalg.inv(H)
+    c = np.array([frame_shape[1] / 2, frame_shape[0] / 2, 1.0])
+    q = Hi @ c
+    q = q / q[2]
+    d = H[2] @ q
+    u = H[:2] @ q
+    J = (H[:2, :2] * d - np.outer(u, H[2, :2])) / d**2
+    return float(np.sqrt(abs(np.linalg.det(J))))
+
+
+def matched_norm(view: TemplateView, mag: float) -> np.ndarray:
+    """The template's LCN map at the listing's resolution: when the listing is magnified by ``mag`` > 1
+    into the frame, the template is first brought down to the listing's resolution and back up."""
+    if mag <= RESOLUTION_TOLERANCE:
+        return view.norm
+    h, w = view.mask.shape
+    small = cv2.resize(view.image, (max(8, round(w / mag)), max(8, round(h / mag))), interpolation=cv2.INTER_AREA)
+    return lcn(gray(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)))
+
+
+def smooth_flow_align(warped: np.ndarray, view: TemplateView, sigma: float, max_shift: float) -> np.ndarray:
+    """Local refinement after the homography: the listing moved onto the template by a dense optical
+    flow (DIS), smoothed over the item with a Gaussian of ``sigma`` px so that it follows whole parts
+    (a box and a bottle placed slightly differently) but not a single mark, and capped at ``max_shift``."""
+    flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST).calc(gray(view.image), gray(warped), None)
+    m = view.mask.astype(np.float32)
+    den = cv2.GaussianBlur(m, (0, 0), sigma) + 1e-3
+    fs = np.stack([cv2.GaussianBlur(flow[..., i] * m, (0, 0), sigma) / den for i in range(2)], -1)
+    mag = np.hypot(fs[..., 0], fs[..., 1])
+    fs *= np.minimum(1.0, max_shift / np.maximum(mag, 1e-6))[..., None]
+    h, w = m.shape
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(warped, gx + fs[..., 0], gy + fs[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def measure(
+    listing: np.ndarray,
+    H: np.ndarray,
+    view: TemplateView,
+    cell: int,
+    match_resolution: bool = True,
+    flow_sigma: float = 0.0,
+    flow_max: float = 6.0,
+) -> Measurement:
     """Warps a listing into the template frame with ``H`` and computes the raw comparison maps.
+
+    Resolution matching: a listing sharper than the frame is first downscaled with area averaging (no
+    aliasing in the warp); a template sharper than the listing is compared at the listing's resolution.
 
     Args:
         listing: HxWx3 uint8 listing at decode resolution.
         H: homography, listing pixels -> template frame.
         view: the template's maps.
         cell: cell side in pixels of the per-cell channel.
+        match_resolution: whether to match the two resolutions as described.
+        flow_sigma: smoothing of the local refinement flow in px (0: no refinement).
+        flow_max: largest refinement shift in px.
     """
     h, w = view.mask.shape
+    mag = magnification(H, (h, w)) if match_resolution else 1.0
+    if mag < 1 / RESOLUTION_TOLERANCE:
+        lh, lw = listing.shape[:2]
+        listing = cv2.resize(listing, (max(8, round(lw * mag)), max(8, round(lh * mag))), interpolation=cv2.INTER_AREA)
+        H = H @ np.diag([lw / listing.shape[1], lh / listing.shape[0], 1.0])
     warped = cv2.warpPerspective(listing, H, (w, h), flags=cv2.INTER_LINEAR)
     valid = cv2.warpPerspective(np.full(listing.shape[:2], 255, np.uint8), H, (w, h), flags=cv2.INTER_NEAREST) > 0
+    if flow_sigma > 0:
+        warped = smooth_flow_align(warped, view, flow_sigma, flow_max)
     m = view.mask & valid
-    d = structure_diff(warped, view.norm)
+    d = structure_diff(warped, matched_norm(view, mag) if match_resolution else view.norm)
     return Measurement(d, m, cell_means(d, m, cell), hue_angle(warped, m, view), warped)

@@ -12,7 +12,7 @@ import logging
 import cv2
 import numpy as np
 
-from authvision.inspection.masks import full_mask
+from authvision.inspection.masks import cutout_mask
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def procedural_background(shape: tuple[int, int], rng: np.random.Generator) -> n
 def _composite(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The item cut from its studio photo, scaled down and placed on a procedural background."""
     h, w = rgb.shape[:2]
-    mask = cv2.GaussianBlur(full_mask(rgb).astype(np.float32), (0, 0), 1.0)[..., None]
+    mask = cv2.GaussianBlur(cutout_mask(rgb).astype(np.float32), (0, 0), 1.0)[..., None]
     scale = float(rng.uniform(0.55, 1.0))
     out = procedural_background((h, w), rng).astype(np.float32)
     sw, sh = max(8, int(w * scale)), max(8, int(h * scale))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from authvision.inspection.compare import Measurement, cell_means
@@ -48,10 +49,13 @@ def _moments(sums: np.ndarray, sq: np.ndarray, n: np.ndarray) -> tuple[np.ndarra
     return mu, np.sqrt(var)
 
 
-def _pixel_stats(sums, sq, n) -> tuple[np.ndarray, np.ndarray]:
+def _pixel_stats(sums, sq, n, smooth: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     mu, sd = _moments(sums, sq, n)
     ok = n >= 2
-    return np.where(ok, mu, 1.0).astype(np.float32), np.where(ok, np.maximum(sd, PIXEL_SD_FLOOR), 1.0).astype(np.float32)
+    sd = np.where(ok, np.maximum(sd, PIXEL_SD_FLOOR), 1.0).astype(np.float32)
+    if smooth > 0:  # a few dozen samples per pixel: never trust a spread below its neighbourhood's
+        sd = np.maximum(sd, np.sqrt(cv2.GaussianBlur(sd**2, (0, 0), smooth)))
+    return np.where(ok, mu, 1.0).astype(np.float32), sd
 
 
 def _cell_stats(sums, sq, n) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -110,7 +114,12 @@ def mark_cells(norm: np.ndarray, mask: np.ndarray, cell: int, cell_sd: np.ndarra
 
 
 def fit_null(
-    measurements: list[Measurement], groups: list[int], norm: np.ndarray, mask: np.ndarray, cell: int
+    measurements: list[Measurement],
+    groups: list[int],
+    norm: np.ndarray,
+    mask: np.ndarray,
+    cell: int,
+    smooth: float = 0.0,
 ) -> NullStats:
     """Fits a template's null from measurements of degraded genuine references.
 
@@ -120,6 +129,7 @@ def fit_null(
         norm: the template's LCN map (mark regions).
         mask: the template's inspection mask (mark regions).
         cell: cell side in pixels.
+        smooth: the per-pixel spread is raised to its Gaussian-smoothed (``smooth`` px) value where lower.
     """
     d = np.stack([np.where(m.mask, m.diff, 0.0) for m in measurements]).astype(np.float64)
     v = np.stack([m.mask for m in measurements]).astype(np.float64)
@@ -128,7 +138,7 @@ def fit_null(
     c = np.nan_to_num(c)
     g = np.asarray(groups)
     tot = (d.sum(0), (d**2).sum(0), v.sum(0), c.sum(0), (c**2).sum(0), cv.sum(0))
-    full_pix = _pixel_stats(*tot[:3])
+    full_pix = _pixel_stats(*tot[:3], smooth=smooth)
     full_cell = _cell_stats(*tot[3:])
     marks = mark_cells(norm, mask, cell, full_cell[1], full_cell[2])
     rows = []
@@ -136,7 +146,7 @@ def fit_null(
         sel = g == grp
         part = (d[sel].sum(0), (d[sel] ** 2).sum(0), v[sel].sum(0), c[sel].sum(0), (c[sel] ** 2).sum(0), cv[sel].sum(0))
         rest = [a - b for a, b in zip(tot, part)]
-        pm, ps = _pixel_stats(*rest[:3])
+        pm, ps = _pixel_stats(*rest[:3], smooth=smooth)
         cm, cs, ok = _cell_stats(*rest[3:])
         for i in np.nonzero(sel)[0]:
             rows.append(raw_channels(measurements[i], pm, ps, cm, cs, ok, marks))

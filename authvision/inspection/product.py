@@ -42,6 +42,13 @@ class InspectionParams:
     cell: int = 24
     erode: int = 31
     null_per_reference: int = 2
+    null_smooth: float = 0.0
+    """Gaussian sigma (px) under which the per-pixel null spread is smoothed (raised, never lowered)."""
+    match_resolution: bool = True
+    """Compare listing and template at the coarser of their two resolutions (see compare.measure)."""
+    flow_sigma: float = 0.0
+    """Smoothing (px) of the optical-flow local refinement after the homography; 0 turns it off."""
+    flow_max: float = 6.0
     selection: str = "cover"
     """Template choice: "cover" (medoid, then farthest genuine photos) or "first"."""
     registration: RegistrationParams = field(default_factory=RegistrationParams)
@@ -175,14 +182,14 @@ def build_product_inspection(
             for d, lk in ds:
                 reg = register(d, lk, kp, item, search, p.registration)
                 if reg.ok:
-                    meas.append(measure(d, reg.homography, view, p.cell))
+                    meas.append(measure(d, reg.homography, view, p.cell, p.match_resolution, p.flow_sigma, p.flow_max))
                     groups.append(j)
                 else:
                     logger.debug("%s template %d: null sample of photo %d not registered: %s", product, t, j, reg.reason)
         if len(set(groups)) < 3:
             logger.warning("%s: template %d dropped, only %d null photos registered", product, t, len(set(groups)))
             continue
-        null = fit_null(meas, groups, view.norm, view.mask, p.cell)
+        null = fit_null(meas, groups, view.norm, view.mask, p.cell, p.null_smooth)
         built.append(Template(t, view, kp, item, search, null, s))
         logger.info("%s: template %d, %d null samples", product, t, len(meas))
     if not built:

@@ -56,7 +56,8 @@ class Verdict:
         neighbors: the nearest reference photos, most similar first.
         duplicate_of: a reference photo this listing re-uses (near-identical perceptual hash), or None.
         error: what went wrong, for label ``"error"``.
-        calibrated: False while the checker runs on its uncalibrated default score mapping.
+        calibrated: False while the checker runs on its uncalibrated default score mapping (``to_dict``
+            gives None for an ``"error"`` verdict: no score, so no calibration claim).
         evidence: the named scores the authenticity was computed from (the checker's
             ``feature_names``, from its evidence providers), and ``max_similarity``.
         provider_evidence: per evidence provider (by name), its scores and its JSON-able artefacts
@@ -99,7 +100,7 @@ class Verdict:
             "authenticity": None if self.authenticity is None else round(float(self.authenticity), 6),
             "product": self.product,
             "brand": self.brand,
-            "calibrated": self.calibrated,
+            "calibrated": None if self.label == "error" else self.calibrated,  # an error makes no calibration claim
             "duplicate_of": None if self.duplicate_of is None else self.duplicate_of.to_dict(),
             "neighbors": [m.to_dict() for m in self.neighbors],
             "evidence": {name: round(float(value), 6) for name, value in self.evidence.items()},

@@ -301,13 +301,16 @@ def defect_visibility(fake: bytes, twin: bytes, mask: Image.Image, *, threshold:
         ``defect_pixels`` (share of the item's visible pixels), ``defect_pixels_count`` and
         ``item_pixels``.
     """
-    a = np.asarray(decode_jpeg(fake), np.int16)
-    b = np.asarray(decode_jpeg(twin), np.int16)
-    if a.shape != b.shape or a.shape[:2] != (mask.height, mask.width):
-        raise ValueError(f"fake {a.shape}, twin {b.shape} and mask {mask.size} differ in size")
-    inside = np.asarray(mask) > 127
-    changed = int((np.abs(a - b).max(axis=2) > threshold)[inside].sum())
-    total = int(inside.sum())
+    a, b = decode_jpeg(fake), decode_jpeg(twin)
+    if not a.size == b.size == mask.size:
+        raise ValueError(f"fake {a.size}, twin {b.size} and mask {mask.size} differ in size")
+    box = mask.getbbox()
+    changed = total = 0
+    if box is not None:  # Pillow's C loops on the item's box only: this runs once per fake listing
+        r, g, bl = ImageChops.difference(a.crop(box), b.crop(box)).split()
+        peak = np.asarray(ImageChops.lighter(ImageChops.lighter(r, g), bl))
+        inside = np.asarray(mask.crop(box)) > 127
+        changed, total = int(np.count_nonzero((peak > threshold) & inside)), int(np.count_nonzero(inside))
     return {
         "defect_pixels": changed / total if total else 0.0,
         "defect_pixels_count": changed,

@@ -28,6 +28,8 @@ from .errors import (
     IncompatibleModelError,
     IndexFormatError,
     ModelLoadError,
+    SignatureError,
+    StorageFullError,
     UnknownReferenceError,
 )
 
@@ -84,6 +86,8 @@ __all__ = [
     "ScanResult",
     "Scanner",
     "SearchResult",
+    "SignatureError",
+    "StorageFullError",
     "UnknownReferenceError",
     "Verdict",
     "__version__",

@@ -14,21 +14,33 @@ fsyncs the files and the folder, then swaps it in:
 manifest (:data:`SAVE_MANIFEST`), and returns those same bytes, so nothing unverified ever reaches a
 parser. Reading never writes. (A model directory's files are checked by
 :func:`authvision.manifest.read_model_file` against the model manifest instead.)
+
+Signing (:mod:`authvision.signing`): with keys, :func:`write_directory` also writes ``manifest.sig``
+(an HMAC of the exact ``manifest.json`` bytes) and :func:`read_manifest` checks it on the raw bytes
+before parsing them; since the manifest holds every file's sha256, :func:`read_verified` then hands
+parsers only signed bytes.
+
+A write that runs out of space (``ENOSPC`` / ``EDQUOT``) raises :class:`~authvision.errors.StorageFullError`
+after removing its partial temporary directory; the previous save is untouched.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import secrets
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import IndexFormatError
+from .errors import IndexFormatError, StorageFullError
+from .signing import SIGNATURE_FILE, signature_line, verify_signature
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 __all__ = ["SAVE_MANIFEST", "read_manifest", "read_verified", "resolve_directory", "sha256_hex", "write_directory"]
 
@@ -64,14 +76,18 @@ def _siblings(directory: Path, kind: str) -> list[Path]:
 
 
 def write_directory(
-    directory: str | os.PathLike[str], files: Mapping[str, bytes | memoryview], manifest: dict[str, Any]
+    directory: str | os.PathLike[str],
+    files: Mapping[str, bytes | memoryview],
+    manifest: dict[str, Any],
+    *,
+    signing_keys: Sequence[bytes] = (),
 ) -> None:
-    """Atomically replace ``directory`` with ``files`` plus ``manifest.json``.
+    """Atomically replace ``directory`` with ``files`` plus ``manifest.json`` (and ``manifest.sig``).
 
     ``manifest`` gets a ``files`` entry (name → sha256 and size) and is written last. Names may hold
     a folder (``"index/vectors.faiss"``); they must not leave ``directory``. An existing
     ``directory`` must be a previous save (it has a ``manifest.json``): anything else is refused rather
-    than deleted.
+    than deleted. With ``signing_keys`` the first one signs the manifest (``manifest.sig``).
     """
     directory = Path(directory)
     if directory.name in ("", ".", ".."):
@@ -85,7 +101,7 @@ def write_directory(
                 "refusing to replace it: choose a new or empty directory"
             )
     for name in files:
-        if name == SAVE_MANIFEST or Path(name).is_absolute() or ".." in Path(name).parts:
+        if name in (SAVE_MANIFEST, SIGNATURE_FILE) or Path(name).is_absolute() or ".." in Path(name).parts:
             raise ValueError(f"bad file name in a saved directory: {name!r}")
     directory.parent.mkdir(parents=True, exist_ok=True)
     manifest = dict(manifest)
@@ -101,10 +117,18 @@ def write_directory(
             _write_file(target, data)
         for folder in {(tmp / name).parent for name in files} - {tmp}:
             _fsync_directory(folder)
-        _write_file(tmp / SAVE_MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+        manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+        if signing_keys:
+            _write_file(tmp / SIGNATURE_FILE, signature_line(signing_keys[0], manifest_bytes))
+        _write_file(tmp / SAVE_MANIFEST, manifest_bytes)
         _fsync_directory(tmp)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno in _FULL and not isinstance(exc, StorageFullError):
+            kept = f"the previous save at {directory} is untouched" if directory.exists() else "nothing was saved"
+            raise StorageFullError(
+                exc.errno, f"no space left on the device while saving {directory} ({exc.strerror}): {kept}; free space and save again"
+            ) from exc
         raise
 
     if not directory.exists():
@@ -144,8 +168,20 @@ def resolve_directory(directory: str | os.PathLike[str]) -> Path:
     return chosen
 
 
-def read_manifest(directory: Path, *, format_name: str, supported_versions: tuple[int, ...]) -> dict[str, Any]:
-    """Parse and check ``manifest.json``: our format, a version we can read, a files table."""
+def read_manifest(
+    directory: Path,
+    *,
+    format_name: str,
+    supported_versions: tuple[int, ...],
+    signing_keys: Sequence[bytes] = (),
+    what: str = "directory",
+) -> dict[str, Any]:
+    """Parse and check ``manifest.json``: our format, a version we can read, a files table.
+
+    With ``signing_keys`` the raw bytes are first checked against ``manifest.sig``
+    (:func:`authvision.signing.verify_signature`, raising :class:`~authvision.errors.SignatureError`);
+    nothing parses them before that.
+    """
     path = directory / SAVE_MANIFEST
     try:
         with open(path, "rb") as handle:
@@ -154,6 +190,8 @@ def read_manifest(directory: Path, *, format_name: str, supported_versions: tupl
         raise IndexFormatError(f"{path} is missing: {directory} is not a complete saved index") from exc
     if len(raw) > _MAX_MANIFEST_BYTES:
         raise IndexFormatError(f"{path} is larger than {_MAX_MANIFEST_BYTES} bytes: not a manifest")
+    if signing_keys:
+        verify_signature(directory, raw, signing_keys, what=what)
     try:
         manifest = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -45,6 +45,7 @@ from .hashing import DUPLICATE_MAX_DISTANCE
 from .imageio import DecodedImage, ImageSource
 from .index import Label, OnDuplicate, ReferenceIndex
 from .prepare import as_input_list, create_transform, decode_inputs, per_item, source_name
+from .signing import KeyArg
 from .verdict import Match, Verdict
 
 if TYPE_CHECKING:
@@ -455,15 +456,16 @@ class AuthenticityChecker:
             raise ValueError(f"calibration on {list(calibration.features)}, this checker's features are {list(self.feature_names)}")
         self._calibration, self._report = calibration, report
 
-    def save(self, directory: str | os.PathLike[str]) -> None:
+    def save(self, directory: str | os.PathLike[str], *, signing_key: KeyArg = None) -> None:
         """Save references, evidence providers' data, calibration and the model reference to one directory, atomically.
 
         The shipped default model is referenced by its sha256; any other model's files are copied in,
         so the directory is self-contained (copy it to every node of a cluster). See :mod:`authvision.checker_store`.
+        ``signing_key`` (default: ``AUTHVISION_CHECKER_KEY``) signs it; :meth:`load` with the key checks that.
         """
         from .checker_store import save_checker
 
-        save_checker(self, directory)
+        save_checker(self, directory, signing_key=signing_key)
 
     @classmethod
     def load(
@@ -474,6 +476,7 @@ class AuthenticityChecker:
         num_threads: int | None = None,
         providers: Sequence[EvidenceProvider] | None = None,
         discard_calibration: bool = False,
+        signing_key: KeyArg = None,
     ) -> AuthenticityChecker:
         """Load a saved checker; every file is verified against the manifest before it is parsed.
 
@@ -483,9 +486,12 @@ class AuthenticityChecker:
             providers: evidence providers to use instead of the saved ones. When their features are
                 not the saved calibration's, loading fails unless ``discard_calibration``.
             discard_calibration: load with the default (uncalibrated) mapping, to calibrate again.
+            signing_key: a key or a list of keys (rotation); default ``AUTHVISION_CHECKER_KEY``. With one,
+                an unsigned or wrongly signed directory raises SignatureError before any parser runs.
         """
         from .checker_store import load_checker
 
         return load_checker(
-            cls, directory, embedder=embedder, num_threads=num_threads, providers=providers, discard_calibration=discard_calibration
+            cls, directory, embedder=embedder, num_threads=num_threads, providers=providers,
+            discard_calibration=discard_calibration, signing_key=signing_key,
         )

@@ -1,10 +1,39 @@
-"""Saving and loading an :class:`~authvision.checker.AuthenticityChecker` as one checksummed directory.
+"""Saving and loading an :class:`~authvision.checker.AuthenticityChecker` as one checksummed, optionally signed directory.
 
 A checker directory holds ``index/`` (the reference index), ``checker.json`` (settings, the evidence
 providers by name with their config, the calibration), ``evidence/<provider>/`` (files a provider
 keeps, such as region inspection's per-product data) and, for a model other than the shipped
 default, ``model/``. ``manifest.json`` records the sha256 of every file; each is verified before a
 parser reads it (:mod:`authvision._storage`), and saves are atomic directory swaps.
+
+Signing (:mod:`authvision.signing`): with ``signing_key=`` or ``AUTHVISION_CHECKER_KEY``, a save also
+writes ``manifest.sig``, an HMAC-SHA256 of the exact ``manifest.json`` bytes, and a load refuses
+(:class:`~authvision.errors.SignatureError`) a directory that is unsigned, signed by another key or
+changed since it was signed. Without a key a load works as before and logs once per process that
+the checker is not authenticated: the sha256 values alone stop corruption, not a person who
+rewrites them (issue 16: relabelling fakes as genuine in ``metadata.sqlite``).
+
+What reads which bytes, in order, in :func:`load_checker` (every read is of a regular file, bounded):
+
+1. ``manifest.json``: read once (≤ 1 MiB) as raw bytes; with a key, ``manifest.sig`` (≤ 256 bytes,
+   one fixed-format line matched by a regular expression, no parser) is checked against those bytes
+   with ``hmac.compare_digest``; only then does ``json.loads`` parse them.
+2. ``model/manifest.json`` and ``model/<file>.onnx`` (embedded models only): read once each, checked
+   against the checker manifest's sha256; the model manifest is parsed by ``json.loads``, the ONNX
+   bytes are checked against the model manifest's sha256 and handed, as bytes, to ONNX Runtime.
+   (The shipped default model is read from the installed package instead.)
+3. ``index/vectors.faiss``, ``index/hashes.faiss``, ``index/metadata.sqlite``: each read once and
+   checked against its sha256, then FAISS ``deserialize_index`` / ``deserialize_index_binary`` parse
+   the in-memory bytes, and SQLite ``deserialize`` loads the metadata bytes into a private in-memory
+   database (``:memory:``): SQLite never opens a file of the directory, so nothing there can be
+   written, and ``PRAGMA integrity_check`` plus the schema checks run before any query.
+4. ``checker.json``: read once, checked, parsed by ``json.loads``.
+5. ``evidence/<provider>/*``: each read once and checked when the provider restores (region
+   inspection: ``products.json`` by ``json.loads``, ``.npz`` files by ``numpy.load(..., allow_pickle=False)``;
+   its reference JPEGs are kept as bytes and decoded by :mod:`authvision.imageio` when used).
+
+Nothing is unpickled. Without a key the same order holds, but the sha256 values are only as
+trustworthy as whoever last wrote ``manifest.json``.
 """
 
 from __future__ import annotations
@@ -20,10 +49,12 @@ from ._storage import read_manifest, read_verified, resolve_directory, write_dir
 from ._version import __version__
 from .calibration import Calibration, CalibrationReport
 from .embedder import Embedder, default_model_dir
-from .errors import IncompatibleModelError, IndexFormatError
+from .errors import ChecksumMismatchError, IncompatibleModelError, IndexFormatError
 from .evidence import EvidenceProvider, default_providers, provider_class
 from .index import ReferenceIndex
 from .manifest import MODEL_MANIFEST as MODEL_MANIFEST_NAME
+from .manifest import ModelManifest, sha256_bytes
+from .signing import KeyArg, note_unauthenticated, resolve_keys
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -44,12 +75,15 @@ _MODEL_DIR = "model/"
 _EVIDENCE_DIR = "evidence/"
 
 
-def save_checker(checker: AuthenticityChecker, directory: str | os.PathLike[str]) -> None:
+def save_checker(checker: AuthenticityChecker, directory: str | os.PathLike[str], *, signing_key: KeyArg = None) -> None:
     """Save references, calibration and the model reference to one directory, atomically.
 
     The shipped default model is referenced by its sha256; any other model's files are copied in,
-    so the directory is self-contained (copy it to every node of a cluster).
+    so the directory is self-contained (copy it to every node of a cluster). ``signing_key`` (default:
+    ``AUTHVISION_CHECKER_KEY`` if set; the first of a list) signs the manifest (``manifest.sig``).
+    Raises :class:`~authvision.errors.StorageFullError` when the disk fills; the previous save stays.
     """
+    keys = resolve_keys(signing_key)
     index_files, index_fields = checker.index.snapshot()
     files: dict[str, Any] = {_INDEX_DIR + name: data for name, data in index_files.items()}
     model = _model_reference(checker)
@@ -77,8 +111,7 @@ def save_checker(checker: AuthenticityChecker, directory: str | os.PathLike[str]
         "model": model,
         "index": index_fields,
     }
-    write_directory(directory, files, manifest)
-
+    write_directory(directory, files, manifest, signing_keys=keys)
 
 
 def _model_reference(checker: AuthenticityChecker) -> dict[str, Any]:
@@ -103,6 +136,7 @@ def load_checker(
     num_threads: int | None = None,
     providers: Sequence[EvidenceProvider] | None = None,
     discard_calibration: bool = False,
+    signing_key: KeyArg = None,
 ) -> AuthenticityChecker:
     """Load a saved checker; every file is verified against the manifest before it is parsed.
 
@@ -112,9 +146,18 @@ def load_checker(
         providers: evidence providers to use instead of the saved ones. When their features are
             not the saved calibration's, loading fails unless ``discard_calibration``.
         discard_calibration: load with the default (uncalibrated) mapping, to calibrate again.
+        signing_key: a key, or a list of keys (rotation: any one may have signed); default:
+            ``AUTHVISION_CHECKER_KEY`` if set. With one, a directory that is unsigned, signed by
+            another key or changed since it was signed raises SignatureError before any file but
+            ``manifest.json`` is read. Without one, the checker loads unauthenticated (logged once).
     """
+    keys = resolve_keys(signing_key)
     path = resolve_directory(directory)
-    manifest = read_manifest(path, format_name=FORMAT_NAME, supported_versions=(1, FORMAT_VERSION))
+    manifest = read_manifest(
+        path, format_name=FORMAT_NAME, supported_versions=(1, FORMAT_VERSION), signing_keys=keys, what="checker"
+    )
+    if not keys:
+        note_unauthenticated("a checker", path)
     model = manifest.get("model")
     if not isinstance(model, dict) or not isinstance(model.get("sha256"), str):
         raise IndexFormatError(f"{path / 'manifest.json'}: the model reference is missing or malformed")
@@ -171,10 +214,20 @@ def load_checker(
 def _load_model(path: Path, manifest: dict[str, Any], model: dict[str, Any], num_threads: int | None) -> Embedder:
     precision = model.get("precision", "int8")
     if model.get("location") == "embedded":
-        # Verified here against the checker's manifest; Embedder.load checks the ONNX sha256 again.
-        for name in (MODEL_MANIFEST_NAME, str(model.get("file"))):
-            read_verified(path, manifest, _MODEL_DIR + name)
-        embedder = Embedder.load(path / _MODEL_DIR.rstrip("/"), precision=precision, num_threads=num_threads)
+        # Read once and verified against the checker's (signed) manifest; ONNX Runtime gets those bytes.
+        model_dir = path / _MODEL_DIR.rstrip("/")
+        model_manifest = ModelManifest.from_bytes(
+            read_verified(path, manifest, _MODEL_DIR + MODEL_MANIFEST_NAME), where=model_dir / MODEL_MANIFEST_NAME
+        )
+        precision = "fp32" if precision == "fp32" else "int8"
+        model_file = model_manifest.model_file(precision)
+        if model_file.filename != model.get("file"):
+            raise IndexFormatError(f"{path / 'manifest.json'}: the model reference names {model.get('file')!r}, "
+                                   f"its model manifest {model_file.filename!r}")
+        data = read_verified(path, manifest, _MODEL_DIR + model_file.filename)
+        if sha256_bytes(data) != model_file.sha256:
+            raise ChecksumMismatchError(f"{model_dir / model_file.filename} is not the file its model manifest records")
+        embedder = Embedder.from_verified(model_manifest, precision, data, model_dir / model_file.filename, num_threads=num_threads)
     else:
         embedder = Embedder.load(precision=precision, num_threads=num_threads)
     if embedder.model_sha256 != model["sha256"]:

@@ -3,6 +3,11 @@
 ``Embedder.load()`` opens the default model shipped in the wheel (``authvision.weights``); a path opens
 an exported or retrained model. The ONNX file's sha256 is checked against the model manifest before
 ONNX Runtime sees a byte of it.
+
+Signed models: with ``signing_key=`` (or the environment variable ``AUTHVISION_CHECKER_KEY``), a model
+directory given by path must hold a ``manifest.sig`` made with one of the keys
+(:mod:`authvision.signing`), checked on the manifest's raw bytes before they are parsed. The shipped
+default model is part of the installed package and is trusted as the package's code is.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from PIL import Image
 
 from .errors import ModelLoadError
 from .imageio import DecodedImage, ImageSource, decode_image
-from .manifest import MODEL_MANIFEST, ModelManifest, read_model_file
+from .manifest import MODEL_MANIFEST, ModelManifest, read_manifest_bytes, read_model_file
 from .preprocess import preprocess_batch
+from .signing import KeyArg, note_unauthenticated, resolve_keys, verify_signature
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +53,12 @@ def available_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _resolve(path: str | os.PathLike[str] | None, precision: str) -> tuple[Path, ModelManifest, str]:
-    """(model directory, manifest, precision) for a directory, an .onnx file or the default."""
+def _resolve(path: str | os.PathLike[str] | None, precision: str, signing_key: KeyArg = None) -> tuple[Path, ModelManifest, str]:
+    """(model directory, manifest, precision) for a directory, an .onnx file or the default.
+
+    A directory given by path is checked against its signature when there are keys (``signing_key``
+    or the environment), before its manifest is parsed.
+    """
     if path is None:
         directory = default_model_dir()
     else:
@@ -61,7 +71,14 @@ def _resolve(path: str | os.PathLike[str] | None, precision: str) -> tuple[Path,
             f"no {MODEL_MANIFEST} in {directory}: authvision loads models written by "
             "`authvision export` / `authvision train`, which record checksums and the input spec"
         )
-    manifest = ModelManifest.read(directory)
+    raw = read_manifest_bytes(directory)
+    if path is not None:
+        keys = resolve_keys(signing_key)
+        if keys:
+            verify_signature(directory, raw, keys, what="model directory")
+        else:
+            note_unauthenticated("a model directory", directory)
+    manifest = ModelManifest.from_bytes(raw, where=directory / MODEL_MANIFEST)
     if path is not None and Path(path).is_file():
         by_name = {f.filename: p for p, f in manifest.files.items()}
         if Path(path).name not in by_name:
@@ -88,6 +105,7 @@ class Embedder:
         *,
         precision: Literal["int8", "fp32"] = "int8",
         num_threads: int | None = None,
+        signing_key: KeyArg = None,
     ) -> Embedder:
         """Open a model: the shipped default (``path=None``), a model directory, or one of its .onnx files.
 
@@ -95,15 +113,33 @@ class Embedder:
             path: model directory or ONNX file with ``manifest.json`` beside it; None for the default.
             precision: which file of the directory to run; ignored when ``path`` names a file.
             num_threads: ONNX Runtime intra-op threads; default: every CPU this process may use.
-        """
-        import onnxruntime as ort
+            signing_key: key (or list of keys, any of which may have signed) the directory's
+                ``manifest.sig`` must verify with; default: ``AUTHVISION_CHECKER_KEY`` if set. Without
+                any, an unsigned directory loads (logged once per process). Not used for the default.
 
+        Raises:
+            SignatureError: a key is set and the directory is unsigned or signed otherwise.
+            ModelLoadError: missing, corrupt or inconsistent files.
+        """
         if precision not in ("int8", "fp32"):
             raise ValueError(f"precision must be 'int8' or 'fp32', got {precision!r}")
-        directory, manifest, resolved = _resolve(path, precision)
+        directory, manifest, resolved = _resolve(path, precision, signing_key)
         precision = "fp32" if resolved == "fp32" else "int8"
         model_file = manifest.model_file(precision)
         data = read_model_file(directory / model_file.filename, model_file.sha256)
+        return cls.from_verified(manifest, precision, data, directory / model_file.filename, num_threads=num_threads)
+
+    @classmethod
+    def from_verified(
+        cls, manifest: ModelManifest, precision: str, data: bytes, source: Path, *, num_threads: int | None = None
+    ) -> Embedder:
+        """A model from ``data``: the ONNX bytes of ``manifest``'s ``precision`` file, which the caller has
+        read once and checked against the manifest's sha256 (:meth:`load` does; a checker's embedded model
+        is checked against the checker's signed manifest), so ONNX Runtime parses only checked bytes."""
+        import onnxruntime as ort
+
+        model_file = manifest.model_file(precision)
+        directory = source.parent
         options = ort.SessionOptions()
         options.intra_op_num_threads = num_threads or available_cpus()
         options.inter_op_num_threads = 1
@@ -120,7 +156,7 @@ class Embedder:
             if wanted is not None and wanted not in outputs:
                 raise ModelLoadError(f"model output {wanted!r} not in the ONNX graph outputs {outputs}")
         log.debug("loaded %s (%s, sha256 %s)", model_file.filename, precision, model_file.sha256[:12])
-        return cls(session, manifest, precision, model_file.sha256, directory / model_file.filename)
+        return cls(session, manifest, precision, model_file.sha256, source)
 
     @property
     def dim(self) -> int:

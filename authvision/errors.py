@@ -48,3 +48,26 @@ class DatasetError(AuthvisionError, ValueError):
 
 class InspectionError(AuthvisionError, ValueError):
     """Region inspection cannot be built or run on the given photos (too few, unusable, unknown option)."""
+
+
+class SignatureError(AuthvisionError):
+    """A signing key is set and a saved directory is unsigned, wrongly signed or signed by another key.
+
+    Attributes:
+        reason: ``"unsigned"``, ``"malformed"``, ``"unknown key"`` or ``"bad signature"``.
+        path: the signature file concerned.
+        key_id: the key id the signature names (None when there is none).
+    """
+
+    def __init__(self, message: str, reason: str = "unsigned", path: object = None, key_id: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.path = path
+        self.key_id = key_id
+
+    def __reduce__(self) -> tuple[type[SignatureError], tuple[str, str, object, str | None]]:  # picklable (Ray)
+        return (type(self), (str(self), self.reason, self.path, self.key_id))
+
+
+class StorageFullError(AuthvisionError, OSError):
+    """The file system ran out of space (or quota) while writing; the message says what was kept."""

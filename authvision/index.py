@@ -66,6 +66,7 @@ from .faiss_tools import auto_factory
 from .hashing import DUPLICATE_MAX_DISTANCE, HASH_BYTES
 from .index_store import FORMAT_NAME, FORMAT_VERSION, index_files, read_saved
 from .index_types import LABELS, Label, OnDuplicate, Reference, SearchParams, SearchResult, new_rows
+from .signing import KeyArg, resolve_keys
 
 __all__ = [
     "DEFAULT_EF_SEARCH",
@@ -429,11 +430,13 @@ class ReferenceIndex:
             return self._meta.ids(brand=brand, product=product, label=label)
 
     # -- persistence ---------------------------------------------------------------------------------
-    def save(self, directory: str | Path) -> None:
-        """Write the index to ``directory`` atomically (a crash leaves the previous save loadable)."""
+    def save(self, directory: str | Path, *, signing_key: KeyArg = None) -> None:
+        """Write the index to ``directory`` atomically (a crash leaves the previous save loadable); signed
+        with ``signing_key`` or ``AUTHVISION_CHECKER_KEY`` when one is set (:mod:`authvision.signing`)."""
+        keys = resolve_keys(signing_key)
         with self._save_lock:
             files, fields = self.snapshot()
-            write_directory(directory, files, {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **fields})
+            write_directory(directory, files, {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **fields}, signing_keys=keys)
 
     def snapshot(self) -> tuple[dict[str, bytes | memoryview], dict[str, Any]]:
         """A consistent copy of the index as files and manifest fields, for savers that bundle it.
@@ -456,14 +459,16 @@ class ReferenceIndex:
         return files, fields
 
     @classmethod
-    def load(cls, directory: str | Path, *, expected_model_sha256: str | None = None) -> ReferenceIndex:
+    def load(cls, directory: str | Path, *, expected_model_sha256: str | None = None, signing_key: KeyArg = None) -> ReferenceIndex:
         """Load a saved index; files are verified against the manifest before anything parses them.
 
         Raises IndexFormatError for a missing, truncated, modified or unknown-version save, and
-        IncompatibleModelError when ``expected_model_sha256`` differs from the model it was built with.
+        IncompatibleModelError when ``expected_model_sha256`` differs from the model it was built with,
+        SignatureError when a key (``signing_key`` or ``AUTHVISION_CHECKER_KEY``) is set and the save is not signed by it.
         """
+        keys = resolve_keys(signing_key)
         path = resolve_directory(directory)
-        manifest = read_manifest(path, format_name=FORMAT_NAME, supported_versions=(FORMAT_VERSION,))
+        manifest = read_manifest(path, format_name=FORMAT_NAME, supported_versions=(FORMAT_VERSION,), signing_keys=keys, what="index")
         return cls.restore(
             manifest,
             lambda name: read_verified(path, manifest, name),

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ChecksumMismatchError, ModelLoadError
+from .signing import SIGNATURE_FILE, KeyArg, resolve_keys, signature_line
 
 MODEL_MANIFEST = "manifest.json"
 """The model manifest's file name in a model directory (:class:`ModelManifest`). Not a saved checker's or
@@ -111,23 +112,34 @@ class ModelManifest:
                 quantization=dict(data.get("quantization", {})),
                 manifest_version=version,
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelLoadError(f"model manifest is malformed: {exc!r}") from exc
 
     @classmethod
-    def read(cls, directory: str | os.PathLike[str]) -> ModelManifest:
-        path = Path(directory) / MODEL_MANIFEST
+    def from_bytes(cls, data: bytes, *, where: object = MODEL_MANIFEST) -> ModelManifest:
+        """Parse a manifest's bytes (``where`` names it in errors)."""
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise ModelLoadError(f"no {MODEL_MANIFEST} in model directory {Path(directory)}") from exc
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ModelLoadError(f"cannot read model manifest {path}: {exc}") from exc
-        return cls.from_dict(data)
+            parsed = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelLoadError(f"cannot read model manifest {where}: {exc}") from exc
+        if not isinstance(parsed, dict):
+            raise ModelLoadError(f"model manifest {where} is not a JSON object")
+        return cls.from_dict(parsed)
 
-    def write(self, directory: str | os.PathLike[str]) -> Path:
+    @classmethod
+    def read(cls, directory: str | os.PathLike[str]) -> ModelManifest:
+        return cls.from_bytes(read_manifest_bytes(directory), where=Path(directory) / MODEL_MANIFEST)
+
+    def write(self, directory: str | os.PathLike[str], *, signing_key: KeyArg = None) -> Path:
+        """Write ``manifest.json``; with a key (or :data:`~authvision.signing.KEY_ENV_VAR`) also ``manifest.sig``."""
         path = Path(directory) / MODEL_MANIFEST
-        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        data = (json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n").encode("utf-8")
+        keys = resolve_keys(signing_key)
+        signature = Path(directory) / SIGNATURE_FILE
+        signature.unlink(missing_ok=True)  # a stale signature must not outlive the manifest it signed
+        path.write_bytes(data)
+        if keys:
+            signature.write_bytes(signature_line(keys[0], data))
         return path
 
     def model_file(self, precision: str) -> ModelFile:
@@ -137,6 +149,24 @@ class ModelManifest:
             raise ModelLoadError(
                 f"model {self.name!r} has no {precision!r} file; it has {sorted(self.files)}"
             ) from None
+
+
+_MAX_MANIFEST_BYTES = 1 << 20
+
+
+def read_manifest_bytes(directory: str | os.PathLike[str]) -> bytes:
+    """The raw bytes of a model directory's manifest (at most 1 MiB), read once."""
+    path = Path(directory) / MODEL_MANIFEST
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(_MAX_MANIFEST_BYTES + 1)
+    except FileNotFoundError as exc:
+        raise ModelLoadError(f"no {MODEL_MANIFEST} in model directory {Path(directory)}") from exc
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read model manifest {path}: {exc}") from exc
+    if len(data) > _MAX_MANIFEST_BYTES:
+        raise ModelLoadError(f"model manifest {path} is larger than {_MAX_MANIFEST_BYTES} bytes")
+    return data
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -30,6 +30,7 @@ import authvision
 from authvision.manifest import ModelFile, ModelManifest, PreprocessConfig, sha256_file
 from authvision.preprocess import preprocess
 from authvision.sample_photos import CALIBRATION_PHOTOS, HOLDOUT_PHOTOS, sample_photo
+from authvision.signing import KeyArg
 
 from .augment import listing_augmentation
 from .backbone import EmbeddingNet, ExportNet, lite0_pretrained
@@ -179,8 +180,12 @@ def export_model(
     holdout: np.ndarray | None = None,
     calibration_description: str | None = None,
     holdout_description: str | None = None,
+    signing_key: KeyArg = None,
 ) -> ModelManifest:
     """Write ``model_fp32.onnx``, optionally ``model_int8.onnx`` (gated), and ``manifest.json``.
+
+    ``signing_key`` (default: ``AUTHVISION_CHECKER_KEY`` if set) also writes ``manifest.sig``, which
+    ``Embedder.load(out_dir, signing_key=...)`` checks (:mod:`authvision.signing`).
 
     ``calibration`` / ``holdout``: preprocessed tensors (n, 3, S, S) for int8 calibration and for its
     accuracy gate (a retrained model passes its brand's photos); by default real sample photos with
@@ -267,7 +272,7 @@ def export_model(
         },
         quantization=quantization,
     )
-    manifest.write(out_dir)
+    manifest.write(out_dir, signing_key=signing_key)
     return manifest
 
 

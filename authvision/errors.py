@@ -70,4 +70,10 @@ class SignatureError(AuthvisionError):
 
 
 class StorageFullError(AuthvisionError, OSError):
-    """The file system ran out of space (or quota) while writing; the message says what was kept."""
+    """The file system ran out of space (or quota) while writing; the message says what was kept.
+
+    An :class:`OSError` too (``errno`` is ``ENOSPC`` or ``EDQUOT``); built as ``StorageFullError(errno, message)``.
+    """
+
+    def __str__(self) -> str:
+        return str(self.strerror) if self.strerror else super().__str__()

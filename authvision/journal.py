@@ -7,11 +7,16 @@ every few seconds and at the end, for power loss), and a resumed scan drops a tr
 line, skips the inputs already written (checking each one's id with :func:`check_resume`, so a
 changed input list is refused) and appends the rest. :func:`encode_row` is the one encoding of a
 row; :meth:`ResultJournal.write_csv` derives a CSV (:data:`CSV_COLUMNS`) from the finished file.
+
+A full disk (``ENOSPC`` / ``EDQUOT``) mid-line cuts the partial line off again, fsyncs the rows
+already written and raises :class:`~authvision.errors.StorageFullError` saying how many rows are
+safe; a resume after space is freed goes on from there, one row per input.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import json
@@ -31,7 +36,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: no lock against a second writer
     fcntl = None  # type: ignore[assignment]
 
-from .errors import AuthvisionError
+from .errors import AuthvisionError, StorageFullError
 
 if TYPE_CHECKING:
     from .scanner import ScanResult
@@ -47,6 +52,7 @@ CSV_COLUMNS = (
 
 _FSYNC_SECONDS = 2.0
 _MAX_SEQ = 1 << 34  # a larger seq in an output file is damage, not a row
+_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 class ResumeError(AuthvisionError, ValueError):
@@ -163,6 +169,7 @@ class ResultJournal:
             raise
         self.resumed = self.done.count
         self._last_sync = time.monotonic()
+        self._size = os.fstat(self._fd).st_size  # where the next line starts: only this journal appends (flock)
 
     def _open_locked(self) -> int:
         """The output, opened for appending and locked, so two scans never write one file at once."""
@@ -224,14 +231,45 @@ class ResultJournal:
         """Append one row (a :meth:`ScanResult.to_dict`), as :meth:`write` does."""
         data = (encode_row(row) + "\n").encode("utf-8", "surrogatepass")
         view = memoryview(data)
-        while view:  # a short write (disk full, signal) continues where it stopped
-            view = view[os.write(self._fd, view) :]
+        try:
+            while view:  # a short write (signal, a disk filling up) continues where it stopped
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:
+            self._cut_partial_line()
+            if exc.errno in _FULL:
+                raise self._full_error(exc) from exc
+            raise
+        self._size += len(data)
         self.done.add(row["seq"], row["id"])
         self.labels[row["label"]] += 1
         now = time.monotonic()
         if now - self._last_sync >= self._fsync_seconds:
-            os.fsync(self._fd)
+            self._sync()
             self._last_sync = now
+
+    def _sync(self) -> None:
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:  # some file systems report a full disk only when the data is flushed
+            if exc.errno in _FULL:
+                raise self._full_error(exc) from exc
+            raise
+
+    def _cut_partial_line(self) -> None:
+        """Truncate what a failed write left of its line, so the file ends with a complete row."""
+        try:
+            os.ftruncate(self._fd, self._size)
+            os.fsync(self._fd)
+        except OSError as exc:  # a resume drops a partial last line anyway
+            LOG.warning("%s: could not cut a partial line after a failed write (%s); --resume will", self.path, exc)
+
+    def _full_error(self, exc: OSError) -> StorageFullError:
+        return StorageFullError(
+            exc.errno,
+            f"no space left on the device writing {self.path} ({exc.strerror}): the scan stopped; the "
+            f"{self.done.count} rows written are complete and kept. Free space, then run the same scan with "
+            "--resume (resume=True) to add the rest, one row per input",
+        )
 
     def check_complete(self, inputs_seen: int) -> None:
         """Refuse a file holding rows for inputs beyond the ``inputs_seen`` of this run."""
@@ -244,7 +282,7 @@ class ResultJournal:
     def close(self) -> None:
         if self._fd >= 0:
             try:
-                os.fsync(self._fd)
+                self._sync()
             finally:
                 os.close(self._fd)
                 self._fd = -1
@@ -259,14 +297,23 @@ class ResultJournal:
         """Derive a CSV (:data:`CSV_COLUMNS`, file order) from the JSON lines, written atomically."""
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
-        with open(self.path, "rb") as src, open(tmp, "w", newline="", encoding="utf-8") as dst:
-            writer = csv.writer(dst)
-            writer.writerow(CSV_COLUMNS)
-            for line in src:
-                row = json.loads(line)
-                writer.writerow(_csv_row(row))
-            dst.flush()
-            os.fsync(dst.fileno())
+        try:
+            with open(self.path, "rb") as src, open(tmp, "w", newline="", encoding="utf-8") as dst:
+                writer = csv.writer(dst)
+                writer.writerow(CSV_COLUMNS)
+                for line in src:
+                    row = json.loads(line)
+                    writer.writerow(_csv_row(row))
+                dst.flush()
+                os.fsync(dst.fileno())
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.errno in _FULL:
+                raise StorageFullError(
+                    exc.errno, f"no space left on the device writing {path} ({exc.strerror}); {self.path} is complete: "
+                    "free space and derive the CSV again"
+                ) from exc
+            raise
         os.replace(tmp, path)
 
 

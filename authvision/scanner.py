@@ -422,11 +422,17 @@ def scan_to_jsonl(
         if progress is not None:
             progress(journal.done.count)
         scanned = 0
-        for result in scanner.scan(counted(inputs), skip=journal.skip):
-            journal.write(result)
-            scanned += 1
-            if progress is not None:
-                progress(journal.done.count)
+        results = scanner.scan(counted(inputs), skip=journal.skip)
+        try:
+            for result in results:
+                journal.write(result)  # a full disk raises StorageFullError here; the rows before it are kept
+                scanned += 1
+                if progress is not None:
+                    progress(journal.done.count)
+        finally:
+            close = getattr(results, "close", None)  # a generator: stop its threads now, not when the traceback goes
+            if close is not None:
+                close()
         journal.check_complete(seen)
     seconds = time.perf_counter() - start
     if csv_path is not None:

@@ -1,4 +1,5 @@
-"""``authvision`` command line: a thin layer over the library (argument parsing, progress, JSON output)."""
+"""``authvision`` command line: a thin layer over the library (argument parsing, checks before work
+starts, progress, JSON or text output). Exit codes: :data:`authvision.cli_support.EXIT_CODES`."""
 
 from __future__ import annotations
 
@@ -12,9 +13,23 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ._version import __version__
+from .cli_support import (
+    EXIT_FAILED_INPUTS,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    refuse_existing,
+    require_brand,
+    require_checker,
+    require_extra,
+    require_file,
+    require_paths,
+    require_photos_in_folders,
+    say,
+    verdict_line,
+    warn_uncalibrated,
+)
 from .errors import AuthvisionError
-from .train_args import add_train_arguments
 
 LOG = logging.getLogger("authvision.cli")
 
@@ -33,13 +48,21 @@ def _print_json(data: Any) -> None:
 def _load_embedder(args: argparse.Namespace):
     from .embedder import Embedder
 
+    if args.model is not None:
+        require_paths([args.model], "--model")
     return Embedder.load(args.model, precision=args.precision, num_threads=args.threads)
 
 
-def _load_checker(args: argparse.Namespace):
+def _load_checker(args: argparse.Namespace, *, threads: int | None = None):
     from .checker import AuthenticityChecker
 
-    return AuthenticityChecker.load(args.checker, num_threads=getattr(args, "threads", None))
+    require_checker(args.checker)
+    try:
+        return AuthenticityChecker.load(args.checker, num_threads=threads or getattr(args, "threads", None))
+    except FileNotFoundError as exc:
+        if Path(args.checker).exists():
+            raise
+        raise AuthvisionError(f"no checker at {args.checker}: build one with `authvision index build REFS --out {args.checker}`") from exc
 
 
 # -- index -----------------------------------------------------------------------------------------
@@ -51,26 +74,33 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     from .evidence import default_providers, inspection_providers
     from .index import ReferenceIndex
 
+    require_paths([args.refs], "references")
+    add = f"`authvision index add {args.out} PHOTOS --label genuine|fake --product NAME` to add to it"
+    refuse_existing(args.out, "checker", force=args.force, instead=add)
     photos = read_photo_set(args.refs)
     embedder = _load_embedder(args)
     index = ReferenceIndex(embedder.dim, factory=args.factory, model_sha256=embedder.model_sha256)
     providers = inspection_providers(min_similarity=args.inspect_min_similarity) if args.inspection else default_providers()
     checker = AuthenticityChecker(embedder, index, k=args.k, providers=providers)
     skipped = add_photos(checker, photos, args)
+    if len(skipped) == len(photos):
+        say(f"error: none of the {len(photos)} reference photos in {args.refs} could be read; no checker written")
+        return EXIT_FAILED_INPUTS
     checker.save(args.out)
     summary = {"checker": str(args.out), "references": len(checker.index), "skipped": skipped, **_label_counts(checker)}
     _print_json(summary)
-    return 0
+    return EXIT_OK
 
 
 def add_photos(checker, photos, args: argparse.Namespace) -> list[str]:
-    """Add labelled photos with a progress bar; returns the paths that could not be read."""
+    """Add labelled photos with a progress bar; returns the paths that could not be read (counted on stderr;
+    the library has logged each one's reason)."""
     from .datasets import add_labelled_photos
 
     with _progress(len(photos), "indexing", args) as bar:
         skipped = add_labelled_photos(checker, photos, progress=bar.update)
-    for path in skipped:
-        LOG.warning("skipped unreadable photo %s", path)
+    if skipped:
+        say(f"{len(skipped)} of {len(photos)} photos could not be read and were skipped (listed under \"skipped\")")
     return skipped
 
 
@@ -82,12 +112,17 @@ def _label_counts(checker) -> dict[str, Any]:
 def cmd_index_add(args: argparse.Namespace) -> int:
     from .datasets import LabelledPhoto, list_images
 
+    require_paths(args.images)
+    require_photos_in_folders(args.images)
     checker = _load_checker(args)
     photos = [LabelledPhoto(p, args.label, args.product, args.brand) for p in list_images(args.images)]
     skipped = add_photos(checker, photos, args)
+    if len(skipped) == len(photos):
+        say(f"error: none of the {len(photos)} photos could be read; {args.checker} is unchanged")
+        return EXIT_FAILED_INPUTS
     checker.save(args.checker)
     _print_json({"references": len(checker.index), "added": len(photos) - len(skipped), "skipped": skipped})
-    return 0
+    return EXIT_OK
 
 
 def cmd_index_remove(args: argparse.Namespace) -> int:
@@ -95,7 +130,7 @@ def cmd_index_remove(args: argparse.Namespace) -> int:
     checker.remove_references(args.ids)
     checker.save(args.checker)
     _print_json({"references": len(checker.index), "removed": args.ids})
-    return 0
+    return EXIT_OK
 
 
 def cmd_index_info(args: argparse.Namespace) -> int:
@@ -111,7 +146,7 @@ def cmd_index_info(args: argparse.Namespace) -> int:
             "calibration": None if report is None else report.to_dict(),
         }
     )
-    return 0
+    return EXIT_OK
 
 
 # -- check / calibrate -----------------------------------------------------------------------------
@@ -120,14 +155,25 @@ def cmd_index_info(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from .datasets import list_images
 
+    require_paths(args.images)
+    require_photos_in_folders(args.images)
     checker = _load_checker(args)
+    require_brand(checker, args.brand)
+    warn_uncalibrated(checker, args.checker)
     paths = list_images(args.images)
     verdicts = checker.check_many(paths, brand=args.brand)
     for path, verdict in zip(paths, verdicts):
-        sys.stdout.write(json.dumps({"path": str(path), **verdict.to_dict()}) + "\n")
+        if args.format == "text":
+            sys.stdout.write(verdict_line(str(path), verdict) + "\n")
+        else:
+            sys.stdout.write(json.dumps({"path": str(path), **verdict.to_dict()}) + "\n")
     if args.explain is not None:
         _write_explanations(checker, paths, verdicts, args.explain)
-    return 1 if any(v.label == "error" for v in verdicts) else 0
+    errors = sum(v.label == "error" for v in verdicts)
+    if errors:
+        say(f"{errors} of {len(paths)} photos could not be checked (label \"error\")")
+        return EXIT_FAILED_INPUTS
+    return EXIT_OK
 
 
 def _write_explanations(checker, paths, verdicts, out: Path) -> None:
@@ -139,32 +185,62 @@ def _write_explanations(checker, paths, verdicts, out: Path) -> None:
         png = None if verdict.label == "error" else explain(checker, path, verdict, title=Path(path).name)
         if png is None:
             reason = (verdict.inspection or {}).get("reason") or verdict.error or "the checker does not inspect listings"
-            sys.stderr.write(f"authvision: no overlay for {path}: {reason}\n")
+            say(f"no overlay for {path}: {reason}")
             continue
         (out / f"{n:04d}-{Path(path).stem}.png").write_bytes(png)
+
+
+def _select_split(listings: list, wanted: str | None, default: str, csv_path: Path) -> tuple[list, str, str]:
+    """The rows of ``--split`` (``default`` when the CSV has a split column and none is given; ``all``: every row),
+    the split used and its description for the user."""
+    has_column = any("split" in item.extra for item in listings)
+    if wanted == "all" or (wanted is None and not has_column):
+        return listings, "all", "every row" if has_column else "every row: no split column"
+    wanted = wanted or default
+    if not has_column:
+        raise AuthvisionError(f"--split {wanted}: {csv_path} has no split column; pass --split all to use every row")
+    chosen = [item for item in listings if item.extra.get("split") == wanted]
+    if not chosen:
+        values = sorted({item.extra.get("split") or "(empty)" for item in listings})
+        raise AuthvisionError(f"no rows of {csv_path} have split {wanted!r} (its splits: {', '.join(values)}); pass --split VALUE or --split all")
+    return chosen, wanted, f"split {wanted}; --split all for every row"
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from .datasets import read_photo_csv
 
+    require_file(args.listings, "listings CSV")
     checker = _load_checker(args)
     photos = read_photo_csv(args.listings)
-    report = checker.calibrate([p.path for p in photos], [p.label for p in photos])
+    chosen, split, described = _select_split(photos, args.split, "calibration", args.listings)
+    say(f"calibrating on {len(chosen)} of {len(photos)} rows of {args.listings} ({described})")
+    report = checker.calibrate([p.path for p in chosen], [p.label for p in chosen])
+    if report.skipped:
+        say(f"{report.skipped} of {len(chosen)} calibration photos could not be read and were skipped")
     checker.save(args.checker)
-    _print_json(report.to_dict())
-    return 0
+    _print_json({"rows": len(chosen), "split": split, **report.to_dict()})
+    return EXIT_OK
 
 
 # -- scan ------------------------------------------------------------------------------------------
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from .checker import AuthenticityChecker
     from .datasets import expand_inputs
     from .scanner import DEFAULT_BATCH_SIZE, Scanner, default_threads, scan_to_jsonl
 
+    require_paths(args.inputs)
+    require_photos_in_folders(args.inputs)
+    if next(iter(expand_inputs(args.inputs)), None) is None:
+        raise AuthvisionError(f"no listings to scan: {', '.join(map(str, args.inputs))} list none")
+    if args.out.is_dir():
+        raise AuthvisionError(f"--out {args.out} is a folder: name a .jsonl file")
+    if not args.resume and args.out.exists() and args.out.stat().st_size > 0:
+        raise AuthvisionError(f"{args.out} exists and is not empty: run the same command with --resume to finish that scan, or choose another --out")
     ort_threads, decode_workers = default_threads()  # measured best on 2 cores: 1 ORT thread + 2 decoders
-    checker = AuthenticityChecker.load(args.checker, num_threads=args.threads or ort_threads)
+    checker = _load_checker(args, threads=args.threads or ort_threads)
+    require_brand(checker, args.brand)
+    warn_uncalibrated(checker, args.checker)
     scanner = Scanner(
         checker,
         batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
@@ -179,7 +255,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     _print_json(summary.to_dict())
-    return 0
+    if summary.errors:
+        say(f"{summary.errors} of {summary.rows} rows are errors (unreadable inputs: label \"error\" in {args.out})")
+    return EXIT_OK
 
 
 class _ScanProgress:
@@ -215,13 +293,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .brandkit import KitConfig
     from .demo import run_demo
 
+    require_extra("report", "demo")
+    refuse_existing(args.out, "demo's kit, checker and report", force=args.force)
     bars: dict[str, tqdm] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
         bar = bars.get(stage)
         if bar is None:
             if not args.quiet:
-                sys.stderr.write(f"authvision demo: {stage}\n")
+                say(f"demo: {stage}")
             bar = bars[stage] = _progress(total, stage, args)
         bar.update(done - bar.n)
         if done >= total:
@@ -241,7 +321,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"  checker: {result.checker_dir}\n"
         f"  report:  {result.report}\n"
     )
-    return 0
+    return EXIT_OK
 
 
 def _num(value: float | None) -> str:
@@ -249,187 +329,166 @@ def _num(value: float | None) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    require_extra("report", "evaluate", ["sklearn", "matplotlib"])
     from .datasets import read_photo_csv
     from .evaluation import evaluate, write_report
 
+    require_file(args.listings, "listings CSV")
+    refuse_existing(args.out, "report", force=args.force)
     checker = _load_checker(args)
-    listings = read_photo_csv(args.listings)
-    if args.split:
-        listings = [item for item in listings if item.extra.get("split") == args.split]
+    warn_uncalibrated(checker, args.checker)
+    rows = read_photo_csv(args.listings)
+    listings, split, described = _select_split(rows, args.split, "test", args.listings)
+    say(f"evaluating on {len(listings)} of {len(rows)} rows of {args.listings} ({described})")
     with _progress(len(listings), "evaluating", args) as bar:
         result = evaluate(checker, listings, progress=bar.update, brand_from_truth=args.brand_from_truth)
     files = write_report(result, args.out, title=args.title)
     d = result.summary["detection"]
-    _print_json({"report": str(files["markdown"]), "roc_auc": d["roc_auc"], "ece": d["ece"],
+    _print_json({"report": str(files["markdown"]), "rows": len(listings), "split": split, "roc_auc": d["roc_auc"], "ece": d["ece"],
                  "listings_per_s": result.summary["throughput"]["listings_per_s"]})
-    return 0
+    return EXIT_OK
 
 
 def cmd_brandkit(args: argparse.Namespace) -> int:
     from .brandkit import KitConfig, generate_kit
 
+    refuse_existing(args.out, "brand kit", force=args.force, flag="OUT")
     families = _families(args.heldout_families)
     summary = generate_kit(args.out, seed=args.seed, config=KitConfig(listings=args.listings, heldout_families=families),
-                           workers=args.workers)
+                           workers=args.workers, overwrite=args.force)
     _print_json({"kit": str(args.out), "references": str(summary.references_dir), "listings": str(summary.listings_csv)})
-    return 0
+    return EXIT_OK
 
 
 # -- train / export ------------------------------------------------------------------------------
 
 
-def _training():
+def _training(command: str):
+    """The training pipeline (torch: imported only once every check has passed)."""
     try:
         from authvision_train import pipeline
     except ImportError as exc:
-        raise SystemExit(f"authvision: error: training needs the [train] extra (torch): pip install 'authvision[train]' ({exc})") from exc
+        raise AuthvisionError(f'`authvision {command}` needs the [train] extra: in the source tree run pip install ".[train]" ({exc})') from exc
     return pipeline
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    summary = _training().run_from_args(args)
+    # DATA is not checked here: the pipeline reads it first and reports a missing or malformed one (exit 2)
+    for option, path in (("--config", args.config), ("--listings", args.listings)):
+        if path is not None:
+            require_paths([path], option)
+    require_extra("train", "train")
+    if not args.resume:
+        refuse_existing(args.out, "model", force=args.force, instead="--resume to continue that run")
+    summary = _training("train").run_from_args(args)
     if summary is not None:  # None on a non-zero rank under torchrun
         _print_json(summary)
-    return 0
+    return EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    pipeline = _training()
+    require_paths([args.model], "model folder")
+    require_extra("train", "export", ["torch", "onnx"])
+    pipeline = _training("export")
     manifest = pipeline.export_checkpoint(args.model, int8=args.int8)
     _print_json({"model": str(args.model), "files": {k: v.filename for k, v in manifest.files.items()},
                  "quantization_gate": manifest.quantization.get("gate")})
-    return 0
+    return EXIT_OK
 
 
 # -- parser ----------------------------------------------------------------------------------------
 
-
-def _model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=Path, default=None, help="model directory or .onnx file (default: the shipped model)")
-    parser.add_argument("--precision", choices=["int8", "fp32"], default="int8")
+HANDLERS: dict[str, Handler] = {
+    "index_build": cmd_index_build,
+    "index_add": cmd_index_add,
+    "index_remove": cmd_index_remove,
+    "index_info": cmd_index_info,
+    "check": cmd_check,
+    "calibrate": cmd_calibrate,
+    "scan": cmd_scan,
+    "demo": cmd_demo,
+    "evaluate": cmd_evaluate,
+    "brandkit": cmd_brandkit,
+    "train": cmd_train,
+    "export": cmd_export,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="authvision", description="Tell genuine from counterfeit products in listing photos.")
-    parser.add_argument("--version", action="version", version=f"authvision {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: all cores)")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    """The ``authvision`` argument parser (:mod:`authvision.cli_parser`) with this module's commands."""
+    from .cli_parser import build_parser as parser_with
 
-    index = commands.add_parser("index", help="build and maintain a checker's reference index")
-    index_commands = index.add_subparsers(dest="index_command", required=True, metavar="ACTION")
-    build = index_commands.add_parser("build", help="index a brand folder or CSV of reference photos")
-    build.add_argument("refs", type=Path, help="REFS/<brand>/<product>/<genuine|fake>/*.jpg, or a CSV path,label,product,brand")
-    build.add_argument("--out", type=Path, required=True, help="checker directory to write")
-    build.add_argument("--factory", default="auto", help="FAISS index type: auto (default), Flat, HNSW32,SQ8, IVF1024,SQ8 ...")
-    build.add_argument("--k", type=int, default=10, help="neighbours per check")
-    build.add_argument("--inspection", action=argparse.BooleanOptionalAction, default=True,
-                       help="region inspection of listings matched to a product (default on; --no-inspection: the screen alone)")
-    build.add_argument("--inspect-min-similarity", type=float, default=0.0,
-                       help="inspect only listings whose best reference similarity reaches this")
-    _model_options(build)
-    build.set_defaults(func=cmd_index_build)
+    return parser_with(HANDLERS)
 
-    add = index_commands.add_parser("add", help="add reference photos to a checker")
-    add.add_argument("checker", type=Path)
-    add.add_argument("images", nargs="+", type=Path, help="photos or folders")
-    add.add_argument("--label", choices=["genuine", "fake"], required=True)
-    add.add_argument("--product", required=True)
-    add.add_argument("--brand", default=None)
-    add.set_defaults(func=cmd_index_add)
 
-    remove = index_commands.add_parser("remove", help="remove references by id")
-    remove.add_argument("checker", type=Path)
-    remove.add_argument("ids", nargs="+", type=int)
-    remove.set_defaults(func=cmd_index_remove)
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (a test's capture, a redirected stream)."""
 
-    info = index_commands.add_parser("info", help="describe a checker")
-    info.add_argument("checker", type=Path)
-    info.set_defaults(func=cmd_index_info)
+    @property
+    def stream(self):
+        return sys.stderr
 
-    check = commands.add_parser("check", help="check listing photos; prints one JSON verdict per line")
-    check.add_argument("images", nargs="+", type=Path, help="photos or folders")
-    check.add_argument("--checker", type=Path, required=True)
-    check.add_argument("--brand", default=None, help="only compare with this brand's references")
-    check.add_argument("--explain", type=Path, default=None, metavar="OUTDIR",
-                       help="write an overlay PNG per inspected listing: listing registered beside its genuine reference, heatmap, worst regions")
-    check.set_defaults(func=cmd_check)
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
 
-    calibrate = commands.add_parser("calibrate", help="fit a checker's calibration on held-out labelled listings")
-    calibrate.add_argument("checker", type=Path)
-    calibrate.add_argument("listings", type=Path, help="CSV with path,label (genuine, fake or unknown)")
-    calibrate.set_defaults(func=cmd_calibrate)
 
-    scan = commands.add_parser(
-        "scan",
-        help="scan listings into JSON lines, resumable after any crash (one row per input)",
-        description="Scan listing photos into JSON lines: one row per input, error rows for unreadable ones. "
-        "After a crash or kill, run the same command with --resume to finish it. Exits 0 when every input has "
-        "its row (error rows included).",
-    )
-    scan.add_argument("inputs", nargs="+", type=Path, help="photos, folders (recursive), .txt lists (one path a line) or .csv lists (path[,id])")
-    scan.add_argument("--checker", type=Path, required=True)
-    scan.add_argument("--out", type=Path, required=True, help="JSON-lines output")
-    scan.add_argument("--resume", action="store_true", help="finish the scan already in --out (same inputs)")
-    scan.add_argument("--csv", type=Path, default=None, help="also write a CSV of the results when the scan completes")
-    scan.add_argument("--brand", default=None, help="only compare with this brand's references")
-    scan.add_argument("--batch-size", type=int, default=None, help="photos per model call (default 32)")
-    scan.add_argument("--decode-workers", type=int, default=None, help="decoding threads (default: cores - ORT threads + 1)")
-    scan.set_defaults(func=cmd_scan)
+def _configure_logging(verbose: int) -> None:
+    """One handler on the ``authvision`` logger, however many times ``main`` runs in a process (no doubled warnings)."""
+    logger = logging.getLogger("authvision")
+    logger.setLevel(logging.WARNING - 10 * min(verbose, 2))
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("authvision: %(levelname)s (%(name)s): %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
 
-    demo = commands.add_parser("demo", help="offline end-to-end demo: brand kit -> checker -> scan -> report")
-    demo.add_argument("--out", type=Path, default=Path("demo-output"), help="folder for kit/, checker/ and report/")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--heldout-families", default="",
-                      help="comma-separated defect families whose fakes appear only in test listings (leave-one-family-out)")
-    demo.add_argument("--listings", type=int, default=400, help="listing photos in the generated kit")
-    demo.add_argument("--workers", type=int, default=2, help="processes rendering the kit")
-    demo.add_argument("--model", type=Path, default=None, help="model directory (default: the shipped model)")
-    demo.add_argument("--no-real-photos", action="store_true", help="skip the real-photo re-use evaluation")
-    demo.add_argument("--no-inspection", action="store_true", help="the screen alone: no region inspection")
-    demo.set_defaults(func=cmd_demo)
 
-    evaluate = commands.add_parser("evaluate", help="evaluate a checker on labelled listings; writes a report")
-    evaluate.add_argument("listings", type=Path, help="CSV path,label[,product,brand,defects,conditions,...]")
-    evaluate.add_argument("--checker", type=Path, required=True)
-    evaluate.add_argument("--out", type=Path, required=True, help="report folder")
-    evaluate.add_argument("--split", default=None, help="only rows whose split column has this value (e.g. test)")
-    evaluate.add_argument("--brand-from-truth", action="store_true", help="restrict each check to the listing's brand")
-    evaluate.add_argument("--title", default="authvision evaluation")
-    evaluate.set_defaults(func=cmd_evaluate)
-
-    brandkit = commands.add_parser("brandkit", help="generate a simulated brand kit (references + listings)")
-    brandkit.add_argument("out", type=Path)
-    brandkit.add_argument("--seed", type=int, default=0)
-    brandkit.add_argument("--listings", type=int, default=400)
-    brandkit.add_argument("--workers", type=int, default=2)
-    brandkit.add_argument("--heldout-families", default="", help="comma-separated defect families seen only in test listings")
-    brandkit.set_defaults(func=cmd_brandkit)
-
-    train = commands.add_parser("train", help="retrain on brand photos: model, calibrated checker, model card (needs [train])")
-    add_train_arguments(train)
-    train.set_defaults(func=cmd_train)
-
-    export = commands.add_parser("export", help="export a trained model folder's best checkpoint to ONNX fp32 (+ int8)")
-    export.add_argument("model", type=Path, help="a folder written by `authvision train`")
-    export.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True, help="also write the gated int8 model")
-    export.set_defaults(func=cmd_export)
-    return parser
+_PATH_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    """Run the command line; returns the exit status (:data:`~authvision.cli_support.EXIT_CODES`)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version (0) or a usage error argparse has printed (2)
+        return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_USAGE)
+    _configure_logging(args.verbose)
     try:
         return int(args.func(args))
-    except (AuthvisionError, FileNotFoundError, FileExistsError, ValueError) as exc:
-        sys.stderr.write(f"authvision: error: {exc}\n")
-        return 2
     except KeyboardInterrupt:
-        sys.stderr.write("authvision: interrupted\n")
-        return 130
+        say(_interrupted(args))
+        return EXIT_INTERRUPTED
+    except (AuthvisionError, ValueError, *_PATH_ERRORS) as exc:
+        say(f"error: {_message(exc)}")
+        return EXIT_USAGE
+    except ImportError as exc:  # an optional dependency the checks before work did not foresee
+        say(f'error: {exc} (in the source tree, pip install ".[report]" or ".[train]" installs the optional extras)')
+        return EXIT_USAGE
+    except MemoryError:
+        say("error: out of memory")
+        return EXIT_FAILED_INPUTS
+    except OSError as exc:  # disk full, I/O error: the system failed, not the user
+        say(f"error: {_message(exc)}")
+        return EXIT_FAILED_INPUTS
+    except Exception as exc:  # a bug: one line for the user, the traceback with -vv
+        LOG.debug("internal error", exc_info=True)
+        say(f"internal error (a bug, please report it with the output of -vv): {type(exc).__name__}: {exc}")
+        return EXIT_FAILED_INPUTS
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)
+
+
+def _interrupted(args: argparse.Namespace) -> str:
+    if args.command == "scan":
+        return f"interrupted; the rows written are kept in {args.out}: run the same command with --resume to finish the scan"
+    if args.command == "train":
+        return "interrupted; run the same command with --resume to continue from the last checkpoint"
+    return "interrupted"
 
 
 if __name__ == "__main__":

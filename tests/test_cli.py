@@ -53,11 +53,15 @@ def test_build_info_check_add_remove(refs, tmp_path, capsys):
     assert info["index"]["references"] == 6 and info["calibrated"] is False and info["model"]["dim"] == 1280
 
     listing = write(tmp_path / "listing.jpg", Image.fromarray(sample_photo("coffee")).rotate(5, fillcolor="white"))
-    code, out, _ = run(capsys, "check", str(listing), str(tmp_path / "missing.jpg"), "--checker", str(checker))
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    code, out, _ = run(capsys, "check", str(listing), str(broken), "--checker", str(checker))
     lines = [json.loads(line) for line in out.splitlines()]
-    assert code == 1  # one input failed
+    assert code == 1  # one input could not be checked
     assert lines[0]["product"] == "mug" and lines[0]["label"] in ("genuine", "fake")
-    assert lines[1]["label"] == "error" and "not found" in lines[1]["error"]
+    assert lines[1]["label"] == "error" and "broken.jpg" in lines[1]["error"] and lines[1]["calibrated"] is None
+    code, out, err = run(capsys, "check", str(listing), str(tmp_path / "missing.jpg"), "--checker", str(checker))
+    assert code == 2 and out == "" and "missing.jpg does not exist" in err  # a mistyped path: nothing checked
 
     extra = write(tmp_path / "new" / "x.jpg", Image.fromarray(sample_photo("chelsea")))
     code, out, _ = run(capsys, "index", "add", str(checker), str(extra.parent), "--label", "genuine", "--product", "cat")
@@ -103,3 +107,82 @@ def test_demo_leaves_a_report_and_holds_out_a_defect_family(tmp_path, capsys):
 def test_demo_refuses_an_unknown_defect_family(tmp_path, capsys):
     assert main(["--quiet", "demo", "--out", str(tmp_path / "d"), "--heldout-families", "typo"]) == 2
     assert "unknown heldout_families" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def listings(refs, tmp_path_factory) -> Path:
+    """A listings CSV with a split column: 12 calibration rows (6 genuine, 6 fake) and 4 test rows."""
+    root = tmp_path_factory.mktemp("listings")
+    rows = []
+    for n in range(8):
+        for product, name in (("rocket", "rocket"), ("mug", "coffee")):
+            photo = Image.fromarray(sample_photo(name)).rotate(3 * n - 9, fillcolor="white")
+            label = "genuine" if (n + (product == "mug")) % 2 else "fake"
+            if label == "fake":
+                photo = photo.convert("L").convert("RGB")
+            path = write(root / f"{product}-{n}.jpg", photo)
+            rows.append(f"{path.name},{label},{product},{'calibration' if n < 6 else 'test'}\n")
+    (root / "listings.csv").write_text("path,label,product,split\n" + "".join(rows))
+    return root / "listings.csv"
+
+
+def test_calibrate_uses_the_calibration_split_and_the_warning_goes_away(refs, listings, tmp_path, capsys):
+    checker = tmp_path / "checker"
+    assert run(capsys, "index", "build", str(refs), "--out", str(checker), "--no-inspection")[0] == 0
+    photo = listings.parent / "mug-0.jpg"
+    code, _, err = run(capsys, "check", str(photo), str(listings.parent / "mug-1.jpg"), "--checker", str(checker))
+    assert code == 0 and err.count("is not calibrated") == 1  # once per command, not per photo
+    assert "authvision calibrate" in err
+
+    code, out, err = run(capsys, "calibrate", str(checker), str(listings))
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["rows"] == 12 and report["split"] == "calibration"
+    assert f"calibrating on 12 of 16 rows of {listings} (split calibration" in err
+    code, out, err = run(capsys, "calibrate", str(checker), str(listings), "--split", "all")
+    assert code == 0 and json.loads(out)["rows"] == 16 and json.loads(out)["split"] == "all"
+    code, out, err = run(capsys, "calibrate", str(checker), str(listings), "--split", "held-out")
+    assert code == 2 and out == "" and "calibration, test" in err and "--split all" in err
+
+    code, out, err = run(capsys, "check", str(photo), "--checker", str(checker))
+    assert code == 0 and "not calibrated" not in err and json.loads(out)["calibrated"] is True
+
+
+def test_check_text_format_is_one_readable_line_per_photo(refs, listings, tmp_path, capsys):
+    checker = tmp_path / "checker"
+    assert run(capsys, "index", "build", str(refs), "--out", str(checker))[0] == 0  # with inspection (needs 3 genuine: none here)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    photo = listings.parent / "mug-1.jpg"
+    code, out, err = run(capsys, "check", str(photo), str(broken), "--checker", str(checker), "--format", "text")
+    assert code == 1
+    first, second = out.splitlines()
+    assert first.startswith(f"{photo}  ") and "product bolt/mug" in first and "(uncalibrated)" in first
+    assert "nearest genuine 0." in first and "nearest fake 0." in first and "inspect" in first
+    assert first.split("  ")[1] in ("genuine", "fake", "unknown")
+    assert second.startswith(f"{broken}  error  ")
+
+
+def test_an_unknown_brand_is_refused_with_the_known_ones(refs, listings, tmp_path, capsys):
+    checker = tmp_path / "checker"
+    assert run(capsys, "index", "build", str(refs), "--out", str(checker), "--no-inspection")[0] == 0
+    code, out, err = run(capsys, "check", str(listings.parent / "mug-1.jpg"), "--checker", str(checker), "--brand", "blot")
+    assert code == 2 and out == "" and "acme, bolt" in err
+    code, out, _ = run(capsys, "check", str(listings.parent / "mug-1.jpg"), "--checker", str(checker), "--brand", "bolt")
+    assert code == 0 and json.loads(out)["brand"] == "bolt"
+
+
+def test_the_text_line_summarises_a_registered_inspection():
+    from authvision.cli_support import verdict_line
+    from authvision.verdict import Match, Verdict
+
+    inspection = {"inspected": True, "registered": True, "inliers": 61, "regions": [{"score": 1.25}, {"score": 3.5}]}
+    verdict = Verdict(0.91, "genuine", "mug", "bolt", calibrated=True, provider_evidence={"inspection": inspection},
+                      neighbors=(Match(3, "genuine", "mug", "bolt", 0.95, "a.jpg"), Match(5, "fake", "mug", "bolt", 0.8, "c.jpg")),
+                      duplicate_of=Match(3, "genuine", "mug", "bolt", 0.95, "a.jpg", hamming=2))
+    assert verdict_line("x.jpg", verdict) == (
+        "x.jpg  genuine  authenticity 0.910  product bolt/mug  nearest genuine 0.950 (ref 3)  nearest fake 0.800 (ref 5)  "
+        "duplicate of ref 3 (genuine, 2 bits apart)  inspection: registered (61 inliers), worst region 3.50"
+    )
+    unknown = Verdict(None, "unknown", evidence={"max_similarity": 0.412})
+    assert verdict_line("y.jpg", unknown) == "y.jpg  unknown  no indexed product is close (best similarity 0.412)"

@@ -29,7 +29,7 @@ from .cli_support import (
     verdict_line,
     warn_uncalibrated,
 )
-from .errors import AuthvisionError
+from .errors import AuthvisionError, StorageFullError
 
 LOG = logging.getLogger("authvision.cli")
 
@@ -53,12 +53,13 @@ def _load_embedder(args: argparse.Namespace):
     return Embedder.load(args.model, precision=args.precision, num_threads=args.threads)
 
 
-def _load_checker(args: argparse.Namespace, *, threads: int | None = None):
+def _load_checker(args: argparse.Namespace, *, threads: int | None = None, discard_calibration: bool = False):
     from .checker import AuthenticityChecker
 
     require_checker(args.checker)
     try:
-        return AuthenticityChecker.load(args.checker, num_threads=threads or getattr(args, "threads", None))
+        return AuthenticityChecker.load(args.checker, num_threads=threads or getattr(args, "threads", None),
+                                        discard_calibration=discard_calibration)
     except FileNotFoundError as exc:
         if Path(args.checker).exists():
             raise
@@ -210,7 +211,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .datasets import read_photo_csv
 
     require_file(args.listings, "listings CSV")
-    checker = _load_checker(args)
+    checker = _load_checker(args, discard_calibration=True)  # a calibration on other evidence features is replaced anyway
     photos = read_photo_csv(args.listings)
     chosen, split, described = _select_split(photos, args.split, "calibration", args.listings)
     say(f"calibrating on {len(chosen)} of {len(photos)} rows of {args.listings} ({described})")
@@ -459,6 +460,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         say(_interrupted(args))
         return EXIT_INTERRUPTED
+    except StorageFullError as exc:  # the system failed, not the user; the message says what was kept
+        say(f"error: {_message(exc)}")
+        return EXIT_FAILED_INPUTS
     except (AuthvisionError, ValueError, *_PATH_ERRORS) as exc:
         say(f"error: {_message(exc)}")
         return EXIT_USAGE
@@ -478,8 +482,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _message(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
-        return f"{exc.filename}: {exc.strerror}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror if exc.filename is None else f"{exc.filename}: {exc.strerror}"
     return str(exc)
 
 

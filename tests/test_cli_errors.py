@@ -239,6 +239,20 @@ def test_ctrl_c_during_a_scan_says_how_to_finish_it(paths, tmp_path, capsys, mon
     assert code == 130 and "--resume" in err and str(out) in err
 
 
+def test_a_full_disk_is_a_system_failure_not_a_usage_error(paths, tmp_path, capsys, monkeypatch):
+    import errno
+
+    import authvision.scanner
+    from authvision.errors import StorageFullError
+
+    def full(*args, **kwargs):
+        raise StorageFullError(errno.ENOSPC, "no space left writing r.jsonl: 3 rows kept; free space, then run again with --resume")
+
+    monkeypatch.setattr(authvision.scanner, "scan_to_jsonl", full)
+    code, _, err = run(capsys, "scan", str(paths["photo"]), "--checker", str(paths["checker"]), "--out", str(tmp_path / "r.jsonl"))
+    assert code == 1 and "authvision: error: no space left writing r.jsonl: 3 rows kept" in err and "Errno" not in err
+
+
 def test_a_warning_is_printed_once_however_often_main_runs(paths, tmp_path, capsys):
     refs = tmp_path / "refs" / "bolt" / "mug" / "genuine"
     refs.mkdir(parents=True)

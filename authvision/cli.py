@@ -344,6 +344,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     with _progress(len(listings), "evaluating", args) as bar:
         result = evaluate(checker, listings, progress=bar.update, brand_from_truth=args.brand_from_truth)
     files = write_report(result, args.out, title=args.title)
+    errors = result.summary.get("counts", {}).get("errors", 0)
+    if errors:
+        say(f"{errors} of {len(listings)} listings could not be read (counted as errors in the report)")
     d = result.summary["detection"]
     _print_json({"report": str(files["markdown"]), "rows": len(listings), "split": split, "roc_auc": d["roc_auc"], "ece": d["ece"],
                  "listings_per_s": result.summary["throughput"]["listings_per_s"]})

@@ -147,6 +147,15 @@ def test_calibrate_uses_the_calibration_split_and_the_warning_goes_away(refs, li
     code, out, err = run(capsys, "check", str(photo), "--checker", str(checker))
     assert code == 0 and "not calibrated" not in err and json.loads(out)["calibrated"] is True
 
+    pytest.importorskip("sklearn")
+    report = tmp_path / "report"
+    code, out, err = run(capsys, "evaluate", str(listings), "--checker", str(checker), "--out", str(report))
+    assert code == 0, err
+    assert json.loads(out)["rows"] == 4 and json.loads(out)["split"] == "test"  # the test rows by default
+    assert f"evaluating on 4 of 16 rows of {listings} (split test" in err and (report / "report.md").is_file()
+    code, _, err = run(capsys, "evaluate", str(listings), "--checker", str(checker), "--out", str(report))
+    assert code == 2 and "--force" in err
+
 
 def test_check_text_format_is_one_readable_line_per_photo(refs, listings, tmp_path, capsys):
     checker = tmp_path / "checker"

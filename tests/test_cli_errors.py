@@ -147,6 +147,7 @@ def test_exit_codes_zero_with_error_rows_one_for_unreadable_checks(paths, tmp_pa
                             "--out", str(out))
     assert code == 0 and json.loads(stdout)["errors"] == 1
     assert "1 of 2 rows are errors" in err
+    assert err.count("is not calibrated") == 1
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["label"] == "error" for r in rows] == [False, True]
 

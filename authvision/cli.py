@@ -78,6 +78,9 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     require_paths([args.refs], "references")
     add = f"`authvision index add {args.out} PHOTOS --label genuine|fake --product NAME` to add to it"
     refuse_existing(args.out, "checker", force=args.force, instead=add)
+    if args.force and args.out.is_dir() and any(args.out.iterdir()) and not (args.out / "manifest.json").is_file():
+        # a save replaces the whole folder: --force replaces a checker, never other files
+        raise AuthvisionError(f"{args.out} holds files but is not a checker: --force replaces only a checker; choose another --out")
     photos = read_photo_set(args.refs)
     embedder = _load_embedder(args)
     index = ReferenceIndex(embedder.dim, factory=args.factory, model_sha256=embedder.model_sha256)

@@ -179,6 +179,8 @@ def test_index_build_refuses_an_existing_checker_without_force(paths, tmp_path, 
     assert {p.name: p.stat().st_mtime_ns for p in checker.iterdir()} == before  # untouched
     code, out, _ = run(capsys, "index", "build", str(paths["refs"]), "--out", str(checker), "--no-inspection", "--force")
     assert code == 0 and json.loads(out)["references"] == 6
+    code, _, err = run(capsys, "index", "build", str(paths["refs"]), "--out", str(paths["existing"]), "--force")
+    assert code == 2 and "is not a checker" in err and (paths["existing"] / "keep.txt").is_file()  # never other files
     empty = tmp_path / "made-for-it"
     empty.mkdir()
     assert run(capsys, "index", "build", str(paths["refs"]), "--out", str(empty), "--no-inspection")[0] == 0  # an empty folder is fine

@@ -18,6 +18,7 @@ from .cli_support import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    configure_logging,
     refuse_existing,
     require_brand,
     require_checker,
@@ -428,29 +429,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser_with(HANDLERS)
 
 
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is at the time (a test's capture, a redirected stream)."""
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value) -> None:
-        pass
-
-
-def _configure_logging(verbose: int) -> None:
-    """One handler on the ``authvision`` logger, however many times ``main`` runs in a process (no doubled warnings)."""
-    logger = logging.getLogger("authvision")
-    logger.setLevel(logging.WARNING - 10 * min(verbose, 2))
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("authvision: %(levelname)s (%(name)s): %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
-
-
 _PATH_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 
@@ -460,7 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version (0) or a usage error argparse has printed (2)
         return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_USAGE)
-    _configure_logging(args.verbose)
+    configure_logging(args.verbose)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

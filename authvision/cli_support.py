@@ -6,6 +6,7 @@ Every check raises :class:`~authvision.errors.AuthvisionError` with a message th
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterable, Sequence
 from importlib.util import find_spec
@@ -32,6 +33,29 @@ EXTRAS: dict[str, dict[str, str]] = {
     "train": {"torch": "torch", "torchvision": "torchvision", "pytorch_metric_learning": "pytorch-metric-learning",
               "onnx": "onnx", "skimage": "scikit-image", "matplotlib": "matplotlib"},
 }
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (a test's capture, a redirected stream)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def configure_logging(verbose: int) -> None:
+    """One handler on the ``authvision`` logger, however many times ``main`` runs in a process (no doubled warnings)."""
+    logger = logging.getLogger("authvision")
+    logger.setLevel(logging.WARNING - 10 * min(verbose, 2))
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("authvision: %(levelname)s (%(name)s): %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 def say(message: str) -> None:

@@ -18,7 +18,7 @@ from .cli_support import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
-    configure_logging,
+    cli_logging,
     refuse_existing,
     require_brand,
     require_checker,
@@ -438,7 +438,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version (0) or a usage error argparse has printed (2)
         return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_USAGE)
-    configure_logging(args.verbose)
+    with cli_logging(args.verbose):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -47,15 +48,25 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def configure_logging(verbose: int) -> None:
-    """One handler on the ``authvision`` logger, however many times ``main`` runs in a process (no doubled warnings)."""
-    logger = logging.getLogger("authvision")
+@contextmanager
+def cli_logging(verbose: int) -> Iterator[None]:
+    """Library warnings on stderr, once each, while one command runs: a single handler on the root logger
+    (none if one is there already), ``-v``/``-vv`` lowering the ``authvision`` loggers' level; both undone
+    afterwards, so ``main`` called in-process leaves logging as it found it."""
+    logger, root = logging.getLogger("authvision"), logging.getLogger()
+    level = logger.level
     logger.setLevel(logging.WARNING - 10 * min(verbose, 2))
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+    handler = None
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("authvision: %(levelname)s (%(name)s): %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
+        root.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        if handler is not None:
+            root.removeHandler(handler)
 
 
 def say(message: str) -> None:

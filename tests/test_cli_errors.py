@@ -5,6 +5,7 @@ checked before work starts. Every command runs in-process on a tiny checker (no 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -261,8 +262,10 @@ def test_a_warning_is_printed_once_however_often_main_runs(paths, tmp_path, caps
     refs.mkdir(parents=True)
     Image.fromarray(sample_photo("coffee")).save(refs / "a.jpg")
     (refs / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    handlers = list(logging.getLogger().handlers)
     for n in range(2):
         code, _, err = run(capsys, "index", "build", str(tmp_path / "refs"), "--out", str(tmp_path / f"c{n}"), "--no-inspection")
         assert code == 0
         assert err.count("broken.jpg") == 1, err
         assert "1 of 2 photos could not be read" in err
+    assert logging.getLogger().handlers == handlers  # main leaves logging as it found it

@@ -237,7 +237,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     require_paths(args.inputs)
     require_photos_in_folders(args.inputs)
     if next(iter(expand_inputs(args.inputs)), None) is None:
-        raise AuthvisionError(f"no listings to scan: {', '.join(map(str, args.inputs))} list none")
+        raise AuthvisionError(f"no listings to scan: {', '.join(map(str, args.inputs))} list{'s' if len(args.inputs) == 1 else ''} none")
     if args.out.is_dir():
         raise AuthvisionError(f"--out {args.out} is a folder: name a .jsonl file")
     if not args.resume and args.out.exists() and args.out.stat().st_size > 0:

@@ -68,6 +68,11 @@ WALK = [
     (["index", "build", "{refs}", "--out", "{new}", "--model", "{missing}"], 2),
     (["index", "build", "{refs}", "--out", "{new}", "--model", "{garbage_jpg}"], 2),
     (["index", "build", "{refs}"], 2),
+    (["index", "build", "{checker}", "--out", "{new}"], 2),  # a checker where references belong
+    (["index", "add", "{refs}", "{photo}", "--label", "genuine", "--product", "mug"], 2),  # references where a checker belongs
+    (["calibrate", "{checker}", "{photo}"], 2),  # a photo where a CSV belongs
+    (["scan", "{photo}", "--checker", "{refs}", "--out", "{new}"], 2),
+    (["evaluate", "{checker}", "--checker", "{checker}", "--out", "{new}"], 2),
     (["index", "add", "{missing}", "{photo}", "--label", "genuine", "--product", "mug"], 2),
     (["index", "add", "{checker}", "{missing}", "--label", "genuine", "--product", "mug"], 2),
     (["index", "add", "{checker}", "{empty}", "--label", "genuine", "--product", "mug"], 2),

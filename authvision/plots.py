@@ -66,7 +66,7 @@ def roc_curve_plot(result: EvaluationResult, path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(4.8, 4.4), dpi=110)
     fpr, tpr, _ = roc_curve(y, s)
     ax.plot(fpr, tpr, color=_COLOURS["fake"], lw=2, label=f"all fakes (AUC {roc_auc_score(y, s):.3f})")
-    families = sorted({item.extra.get("family") for item in result.listings if item.label == "fake" and item.extra.get("family")})
+    families = sorted({item.extra.get("family") or "" for item in result.listings if item.label == "fake"} - {""})
     genuine = [i for i, item in enumerate(result.listings) if item.label == "genuine"]
     for family in families:
         fakes = [i for i, item in enumerate(result.listings) if item.label == "fake" and item.extra.get("family") == family]
@@ -203,7 +203,7 @@ def evidence_grid(result: EvaluationResult, path: Path, *, examples: int = 8) ->
     for r, i in enumerate(rows):
         item, verdict = result.listings[i], result.verdicts[i]
         caption, right = _listing_caption(item, verdict)
-        panels = [(item.path, caption)]
+        panels: list[tuple[object, str]] = [(item.path, caption)]
         for kind, match in (("genuine", verdict.nearest_genuine), ("fake", verdict.nearest_fake)):
             if match is None:
                 panels.append((None, f"no {kind} reference\namong the neighbours"))

@@ -42,13 +42,13 @@ def write_report(
     summary = dict(result.summary)
     if extra_sections:
         summary.update(extra_sections)
-    files = {
+    drawn = {
         "roc": plots.roc_curve_plot(result, out / "roc.png"),
         "reliability": plots.reliability_plot(result, out / "reliability.png"),
         "histogram": plots.score_histogram(result, out / "scores.png"),
         "evidence": plots.evidence_grid(result, out / "evidence.png", examples=evidence_examples),
     }
-    files = {k: v for k, v in files.items() if v is not None}
+    files = {k: v for k, v in drawn.items() if v is not None}
     summary["plots"] = {k: v.name for k, v in files.items()}
     (out / "report.json").write_text(json.dumps(_jsonable(summary), indent=2) + "\n", encoding="utf-8")
     (out / "report.md").write_text(render_markdown(summary, title=title, notes=notes), encoding="utf-8")

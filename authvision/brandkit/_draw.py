@@ -393,7 +393,7 @@ def stitches(
     cum = np.concatenate([[0.0], np.cumsum(lengths)])
 
     def at(s: float) -> Point:
-        i = int(min(max(np.searchsorted(cum, s, side="right") - 1, 0), len(seg) - 1))
+        i = min(max(int(np.searchsorted(cum, s, side="right")) - 1, 0), len(seg) - 1)
         (ax, ay), (bx, by) = seg[i]
         t = (s - cum[i]) / lengths[i] if lengths[i] else 0.0
         return (ax + (bx - ax) * t, ay + (by - ay) * t)

@@ -227,7 +227,7 @@ def _marble(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 def _carpet(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     colour = _tint(rng, [(170, 150, 120), (120, 120, 125), (130, 50, 50), (60, 70, 110)][rng.integers(4)], 15)
-    pile = rng.random((h, w), dtype=np.float32)
+    pile: np.ndarray = rng.random((h, w), dtype=np.float32)
     pile = (pile + np.roll(pile, 1, 0) + np.roll(pile, 1, 1) + np.roll(pile, (1, 1), (0, 1))) / 4
     field = 0.75 + 0.35 * pile + 0.15 * (_fbm(rng, h, w, 5, 3) - 0.5)
     return _shade(colour, field)

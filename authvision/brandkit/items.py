@@ -387,7 +387,7 @@ def _sneaker(canvas: d.Canvas, product: Product, look: _Look, var: dict[str, Any
     _stitch(canvas, product, look, [(0.05, st - m), (0.95, st - m)])
 
     # sole with its stripe and tread
-    sole_rgb: RGB = tuple(p["sole"])  # type: ignore[assignment]
+    sole_rgb: RGB = tuple(p["sole"])
     sole = canvas.rect(0.012, st - 0.004, 0.988, aspect - 0.008, radius=0.035)
     canvas.fill(sole, sole_rgb if d.luminance(sole_rgb) > 0.8 else look.dye(sole_rgb))
     d.shade(canvas, sole, "y", 0.2)
@@ -461,7 +461,7 @@ def _watch(canvas: d.Canvas, product: Product, look: _Look, var: dict[str, Any])
 
     # dial: minute track, indices, wordmark under 12, emblem above 6
     dial_r = case_r - bezel
-    dial_rgb: RGB = tuple(p["dial"])  # type: ignore[assignment]
+    dial_rgb: RGB = tuple(p["dial"])
     if 0.15 <= d.luminance(dial_rgb) <= 0.85:  # a coloured dial is dyed; white and black ones are not
         dial_rgb = look.dye(dial_rgb)
     light_dial = d.luminance(dial_rgb) > 0.5
@@ -566,7 +566,7 @@ def _perfume(canvas: d.Canvas, product: Product, look: _Look, var: dict[str, Any
     # label with a dotted frame, the emblem, the wordmark and a line of small print
     lw, lh = 0.74 * bottle_w, float(p["label_h"]) * (by1 - by0)
     ly = by0 + 0.52 * (by1 - by0)
-    label_rgb: RGB = tuple(p["label"])  # type: ignore[assignment]
+    label_rgb: RGB = tuple(p["label"])
     canvas.fill(canvas.rect(cx - lw / 2, ly - lh / 2, cx + lw / 2, ly + lh / 2), label_rgb)
     fx, fy = lw / 2 - m - 0.004, lh / 2 - m - 0.004
     frame = [(cx - fx, ly - fy), (cx + fx, ly - fy), (cx + fx, ly + fy), (cx - fx, ly + fy)]

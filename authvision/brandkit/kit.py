@@ -404,7 +404,7 @@ def _listing_jobs(kit: Kit, ref_jobs: Sequence[_Job]) -> list[_Job]:
         n_from_genuine = round(n_reused * _REUSED_GENUINE_SHARE)
     n_from_fakes = n_reused - n_from_genuine
     for pool, n in ((genuine_refs, n_from_genuine), (fake_refs, n_from_fakes)):
-        picks = rng.choice(len(pool), size=n, replace=n > len(pool)) if n else []
+        picks: Sequence[int] = rng.choice(len(pool), size=n, replace=n > len(pool)).tolist() if n else []
         for k in picks:
             src = pool[int(k)]
             specs.append(("reuse", src.product, src.label, src.factory, src.path, src.index))
@@ -432,7 +432,7 @@ def _splits(kit: Kit, jobs: Sequence[_Job]) -> list[str]:
     split = ["test"] * len(jobs)
     for key in sorted(groups):
         members = groups[key]
-        eligible = [i for i in members if jobs[i].factory is None or not kit.is_heldout(jobs[i].factory)]
+        eligible = [i for i in members if (f := jobs[i].factory) is None or not kit.is_heldout(f)]
         n_cal = min(len(eligible), round(kit.config.calibration_share * len(members)))
         for k in rng.permutation(len(eligible))[:n_cal]:
             split[eligible[int(k)]] = "calibration"

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -129,7 +129,7 @@ def reuse_photo(
     return decode_jpeg(data), conditions
 
 
-def condition_tags(conditions: dict[str, Any]) -> tuple[str, ...]:
+def condition_tags(conditions: Mapping[str, Any]) -> tuple[str, ...]:
     """Short tags naming the conditions that matter, e.g. ``("background=wood", "rotation", "jpeg=55")``."""
     c = conditions
     tags = [f"background={c['background']}"] if "background" in c else []
@@ -263,9 +263,8 @@ def listing_jpeg(
         c.update(scale=round(scale, 3), rotation=round(rotation, 2), perspective=round(perspective, 3))
         c["crop"] = round(out, 3)
         mask = None if forked is None else _frame_mask(item, (x, y), (w, h))
-        if fake_mask is not None:  # the twin: the item's pixels are those of either
-            mask = ImageChops.lighter(mask, fake_mask)
-            data, _, mask = _as_listing(shot, r, c, banner=0.2, mask=mask)
+        if mask is not None and fake_mask is not None:  # the twin: the item's pixels are those of either
+            data, _, mask = _as_listing(shot, r, c, banner=0.2, mask=ImageChops.lighter(mask, fake_mask))
             return data, c, mask
         data, c, _ = _as_listing(shot, r, c, banner=0.2)
         return data, c, mask
@@ -365,8 +364,8 @@ def reused_visibility(
 ) -> dict[str, Any]:
     """:func:`defect_visibility` of a re-used copy (``fake``, from :func:`reuse_jpeg` with a generator
     equal to ``rng``) of a fake reference, given its genuine twin and item mask (``twin_source``)."""
-    twin_bytes, mask = twin_source
-    twin, _, mask = _reuse(decode_jpeg(twin_bytes), rng=rng, size=size, mask=mask)
+    twin_bytes, source_mask = twin_source
+    twin, _, mask = _reuse(decode_jpeg(twin_bytes), rng=rng, size=size, mask=source_mask)
     assert mask is not None
     return defect_visibility(fake, twin, mask)
 

@@ -2,12 +2,15 @@
 
 The database lives in memory while an index is in use and travels as bytes (``serialize`` /
 ``deserialize``), so saving writes one verified file and loading never opens a file in the saved
-directory for writing. One connection, guarded by a mutex: calls are short, and SQLite's own
+directory at all: SQLite parses the verified (with a key: signed) bytes of ``metadata.sqlite`` inside a
+private ``:memory:`` database, after a header check, and ``PRAGMA integrity_check`` runs before any query.
+One connection, guarded by a mutex: calls are short, and SQLite's own
 thread-safety then does not depend on how the library was compiled.
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -37,6 +40,9 @@ CREATE INDEX refs_product ON refs (product);
 CREATE TABLE tombstones (ref_id INTEGER PRIMARY KEY);
 """
 
+_MAGIC = b"SQLite format 3\x00"
+_HEADER_BYTES = 100
+
 _COLUMNS = ("ref_id", "label", "product", "brand", "source", "sha256", "hash", "hash_mirror", "added_at")
 
 
@@ -51,6 +57,20 @@ class Row:
     hash: str | None
     hash_mirror: str | None
     added_at: str
+
+
+_SCHEMA_QUERY = "SELECT type, name, sql FROM sqlite_master ORDER BY type, name"
+
+
+@functools.cache
+def _schema_objects() -> list[tuple[str, str, str]]:
+    """sqlite_master of a fresh database: what a saved one must hold, exactly."""
+    connection = _connect()
+    try:
+        connection.executescript(_SCHEMA)
+        return connection.execute(_SCHEMA_QUERY).fetchall()
+    finally:
+        connection.close()
 
 
 def _connect() -> sqlite3.Connection:
@@ -77,19 +97,26 @@ class Metadata:
     @classmethod
     def from_bytes(cls, data: bytes, *, what: str) -> Metadata:
         """Load a serialized database; ``what`` names the file in errors."""
+        if len(data) < _HEADER_BYTES or not data.startswith(_MAGIC):  # CPython raises MemoryError on b"" (found by fuzzing)
+            raise IndexFormatError(f"{what} is not a SQLite database ({len(data)} bytes, no SQLite header)")
         connection = _connect()
         try:
             connection.deserialize(data)
             (check,) = connection.execute("PRAGMA integrity_check").fetchone()
             version = connection.execute("PRAGMA user_version").fetchone()[0]
             columns = tuple(row[1] for row in connection.execute("PRAGMA table_info(refs)"))
-            has_tombstones = connection.execute(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'tombstones'"
-            ).fetchone()[0]
-        except sqlite3.Error as exc:
+            # Exactly our tables and indexes: no trigger (one could relabel every reference added later), no view.
+            objects = connection.execute(_SCHEMA_QUERY).fetchall()
+        except (sqlite3.Error, MemoryError, OverflowError) as exc:
             connection.close()
-            raise IndexFormatError(f"{what} is not a readable SQLite database: {exc}") from exc
-        if check != "ok" or version != SCHEMA_VERSION or columns != _COLUMNS or not has_tombstones:
+            raise IndexFormatError(f"{what} is not a readable SQLite database: {exc!r}") from exc
+        if check == "ok" and version == SCHEMA_VERSION and columns == _COLUMNS and objects != _schema_objects():
+            connection.close()
+            raise IndexFormatError(
+                f"{what} holds other SQLite schema objects than authvision's (triggers, views or altered tables): "
+                f"{sorted({(kind, name) for kind, name, _ in objects} ^ {(kind, name) for kind, name, _ in _schema_objects()})}"
+            )
+        if check != "ok" or version != SCHEMA_VERSION or columns != _COLUMNS:
             connection.close()
             raise IndexFormatError(
                 f"{what} does not hold authvision reference metadata (integrity {check!r}, "

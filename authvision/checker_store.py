@@ -179,6 +179,8 @@ def load_checker(
     )
     try:
         settings = json.loads(read_verified(path, manifest, _CHECKER_FILE))
+        if not isinstance(settings, dict):
+            raise TypeError(f"a JSON object was expected, not {type(settings).__name__}")
         if providers is None:
             providers = _saved_providers(path, manifest, settings.get("providers"))
         checker = cls(
@@ -204,7 +206,7 @@ def load_checker(
             report = dict(report)
             report["calibration"] = checker._calibration
             checker._report = CalibrationReport(**report)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:  # found by tests/test_fuzz.py
         raise IndexFormatError(f"{path / _CHECKER_FILE} is malformed: {exc!r}") from exc
     return checker
 

@@ -5,11 +5,18 @@ manifest fields of :meth:`~authvision.index.ReferenceIndex.snapshot`, written at
 :mod:`authvision._storage`. :func:`read_saved` checks the fields, the model, and that the three
 files agree with the manifest and each other, after their sha256 has been verified and before
 anything uses them; nothing is unpickled.
+
+FAISS parses the verified bytes in memory (``deserialize_index``) under a deserialization limit of the
+file's own size (:func:`_deserialize`): a length field inside the file cannot make FAISS allocate
+more than the file holds (a fuzzed ``vectors.faiss`` made it ask for terabytes: ``std::bad_alloc``).
+SQLite gets the metadata bytes through ``sqlite3.Connection.deserialize`` into a private ``:memory:``
+database (:mod:`authvision._metadata`): it never opens a file of the saved directory.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,12 +90,12 @@ def read_saved(manifest: dict[str, Any], read: Callable[[str], bytes], path: Pat
     hash_bytes = read(HASHES_FILE)
     metadata_bytes = read(METADATA_FILE)
     try:
-        index = faiss.deserialize_index(np.frombuffer(vector_bytes, dtype=np.uint8))
-    except RuntimeError as exc:
+        index = _deserialize(faiss.deserialize_index, vector_bytes)
+    except (RuntimeError, MemoryError) as exc:
         raise IndexFormatError(f"{path / VECTORS_FILE} is not a FAISS index FAISS can read: {exc}") from exc
     try:
-        hashes = faiss.deserialize_index_binary(np.frombuffer(hash_bytes, dtype=np.uint8))
-    except RuntimeError as exc:
+        hashes = _deserialize(faiss.deserialize_index_binary, hash_bytes)
+    except (RuntimeError, MemoryError) as exc:
         raise IndexFormatError(f"{path / HASHES_FILE} is not a FAISS binary index: {exc}") from exc
     metadata = Metadata.from_bytes(metadata_bytes, what=str(path / METADATA_FILE))
 
@@ -112,6 +119,20 @@ def read_saved(manifest: dict[str, Any], read: Callable[[str], bytes], path: Pat
         next_id=manifest["next_id"],
         min_train=min_train,
     )
+
+
+_LIMIT_LOCK = threading.Lock()  # FAISS's deserialization limit is process-wide
+
+
+def _deserialize(reader: Callable[[np.ndarray], Any], data: bytes) -> Any:
+    """``reader`` (a FAISS deserialize function) on ``data``, no vector in it allowed more bytes than ``data`` has."""
+    with _LIMIT_LOCK:
+        previous = faiss.get_deserialization_vector_byte_limit()
+        faiss.set_deserialization_vector_byte_limit(max(len(data), 1 << 12))
+        try:
+            return reader(np.frombuffer(data, dtype=np.uint8))
+        finally:
+            faiss.set_deserialization_vector_byte_limit(previous)
 
 
 def _problems(manifest: dict[str, Any], index: faiss.Index, hashes: faiss.IndexBinary, metadata: Metadata) -> list[str]:

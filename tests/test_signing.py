@@ -320,3 +320,25 @@ def test_a_signed_checker_carries_its_embedded_model(model_dir, tmp_path):
     loaded = av.AuthenticityChecker.load(tmp_path / "checker", signing_key=KEY)  # model/ is covered by the checker's signature
     assert loaded.embedder.source.is_relative_to(tmp_path / "checker")
     assert loaded.check(jpeg(crop(photo("coffee")))).product == "mug"
+
+
+def test_a_metadata_database_with_a_trigger_is_refused_even_without_a_key(signed, tmp_path):
+    """Beyond issue 16's relabelling: a trigger would relabel every reference added later, surviving re-saves.
+    Signed bytes stop it with a key; without one the schema check (exactly authvision's tables and indexes) does."""
+    import hashlib
+
+    doctored = tmp_path / "trigger"
+    shutil.copytree(signed, doctored)
+    database = doctored / "index" / "metadata.sqlite"
+    connection = sqlite3.connect(database)
+    connection.execute("CREATE TRIGGER clear AFTER INSERT ON refs BEGIN UPDATE refs SET label = 'genuine'; END")
+    connection.commit()
+    connection.close()
+    data = database.read_bytes()
+    manifest = json.loads((doctored / "manifest.json").read_text())
+    manifest["files"]["index/metadata.sqlite"] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    (doctored / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    with pytest.raises(SignatureError, match="bad signature"):
+        av.AuthenticityChecker.load(doctored, signing_key=KEY)
+    with pytest.raises(av.IndexFormatError, match="trigger"):
+        av.AuthenticityChecker.load(doctored)

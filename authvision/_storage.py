@@ -108,8 +108,8 @@ def write_directory(
     manifest["files"] = {name: {"sha256": sha256_hex(data), "bytes": len(data)} for name, data in sorted(files.items())}
 
     tmp = directory.parent / f".{directory.name}.tmp-{secrets.token_hex(4)}"
-    tmp.mkdir()
     try:
+        tmp.mkdir()
         for name, data in files.items():
             target = tmp / name
             if target.parent != tmp:  # bundles (a checker holds an index) nest one level of folders

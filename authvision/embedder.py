@@ -72,7 +72,7 @@ def _resolve(path: str | os.PathLike[str] | None, precision: str, signing_key: K
             "`authvision export` / `authvision train`, which record checksums and the input spec"
         )
     raw = read_manifest_bytes(directory)
-    if path is not None:
+    if path is not None and directory.resolve() != default_model_dir().resolve():  # the default, named by its path
         keys = resolve_keys(signing_key)
         if keys:
             verify_signature(directory, raw, keys, what="model directory")

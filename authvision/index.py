@@ -66,7 +66,7 @@ from .faiss_tools import auto_factory
 from .hashing import DUPLICATE_MAX_DISTANCE, HASH_BYTES
 from .index_store import FORMAT_NAME, FORMAT_VERSION, index_files, read_saved
 from .index_types import LABELS, Label, OnDuplicate, Reference, SearchParams, SearchResult, new_rows
-from .signing import KeyArg, resolve_keys
+from .signing import KeyArg, note_unauthenticated, resolve_keys
 
 __all__ = [
     "DEFAULT_EF_SEARCH",
@@ -469,6 +469,8 @@ class ReferenceIndex:
         keys = resolve_keys(signing_key)
         path = resolve_directory(directory)
         manifest = read_manifest(path, format_name=FORMAT_NAME, supported_versions=(FORMAT_VERSION,), signing_keys=keys, what="index")
+        if not keys:
+            note_unauthenticated("an index", path)
         return cls.restore(
             manifest,
             lambda name: read_verified(path, manifest, name),

@@ -309,6 +309,7 @@ def test_a_signed_model_directory(model_dir, monkeypatch):
     with pytest.raises(SignatureError, match="not signed"):
         av.Embedder.load(model_dir)
     av.Embedder.load()  # the shipped default is part of the installed package: trusted as its code is
+    av.Embedder.load(default_model_dir())  # also when named by its path
 
 
 def test_a_signed_checker_carries_its_embedded_model(model_dir, tmp_path):

@@ -406,7 +406,7 @@ def run_atheris(runner: Runner, seconds: float, seed: int) -> None:
         runner.run_one(data)
 
     max_len = max(65536, max(len(s) for s in runner.target.seeds) * 2)
-    atheris.Setup([sys.argv[0], f"-seed={seed + 1}", "-rss_limit_mb=0", "-timeout=60", f"-max_len={max_len}", str(corpus)], one)
+    atheris.Setup([sys.argv[0], f"-seed={seed + 1}", "-rss_limit_mb=0", "-timeout=60", "-len_control=0", f"-max_len={max_len}", str(corpus)], one)
     atheris.Fuzz()
 
 

@@ -36,7 +36,8 @@ STARTUP_SECONDS = 90  # importing, building the small checker; on a loaded machi
 def run_harness(target: str, workdir: Path, *args: str, budget: float) -> dict:
     command = [sys.executable, str(HARNESS), target, "--workdir", str(workdir), *args]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=budget + STARTUP_SECONDS, env={**os.environ, "PYTHONHASHSEED": "0"})
+        done = subprocess.run(command, capture_output=True, text=True, timeout=budget + STARTUP_SECONDS,
+                              env={**os.environ, "PYTHONHASHSEED": "0"}, cwd=workdir)  # cwd: hypothesis and libFuzzer write files there
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"the {target} fuzzer hung past {budget + STARTUP_SECONDS} s; last input: {workdir / 'current.bin'}\n{exc.stderr}")
     if done.returncode < 0:  # killed by a signal: a crash in a C extension

@@ -83,3 +83,13 @@ def test_inputs_that_once_broke_the_contract_are_handled(target, tmp_path):
 def test_longer_fuzz(target, tmp_path):
     report = fuzz(target, tmp_path, SLOW_SECONDS, SEED + 1)
     assert report["executions"] > 0
+
+
+@pytest.mark.parametrize("document", [b"[]", b"1", b'"x"', b"null", b'{"p": 3}', b'{"p": {"stem": "s", "references": 5, "data": null}}'])
+def test_inspection_data_of_the_wrong_shape_is_an_index_format_error(document):
+    """What the checker fuzzer found in checker.json (a JSON document of another type), for the region inspection's products.json."""
+    from authvision.errors import IndexFormatError
+    from authvision.evidence.inspection import InspectionEvidence
+
+    with pytest.raises(IndexFormatError, match="inspection data is malformed"):
+        InspectionEvidence.restore({}, lambda name: document if name == "products.json" else b"", ["products.json"])

@@ -271,7 +271,7 @@ class InspectionEvidence(EvidenceProvider):
                 with np.load(io.BytesIO(read(f"{stem}/inspection.npz")), allow_pickle=False) as npz:
                     arrays = {key: npz[key] for key in npz.files}
                 provider._data[product] = ProductInspection.from_arrays(arrays, entry["data"])
-        except (KeyError, TypeError, ValueError, OSError) as exc:
+        except (KeyError, TypeError, ValueError, OSError, AttributeError) as exc:  # AttributeError: products.json not an object
             raise IndexFormatError(f"the checker's inspection data is malformed: {exc!r}") from exc
         return provider
 

@@ -48,7 +48,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -454,7 +454,7 @@ class ReferenceIndex:
                 "next_id": self._next_id,
                 "tombstones": int(self._tombstones.size),
                 "model_sha256": self._model_sha256,
-                "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
             }
         return files, fields
 

@@ -144,11 +144,15 @@ class ModelManifest:
 
     def model_file(self, precision: str) -> ModelFile:
         try:
-            return self.files[precision]
+            found = self.files[precision]
         except KeyError:
             raise ModelLoadError(
                 f"model {self.name!r} has no {precision!r} file; it has {sorted(self.files)}"
             ) from None
+        name = str(found.filename)
+        if name in ("", ".", "..") or Path(name).name != name or "\\" in name:  # a file beside the manifest, nothing else
+            raise ModelLoadError(f"model {self.name!r}: {precision} file name {name!r} is not a plain file name")
+        return found
 
 
 _MAX_MANIFEST_BYTES = 1 << 20

@@ -343,3 +343,12 @@ def test_a_metadata_database_with_a_trigger_is_refused_even_without_a_key(signed
         av.AuthenticityChecker.load(doctored, signing_key=KEY)
     with pytest.raises(av.IndexFormatError, match="trigger"):
         av.AuthenticityChecker.load(doctored)
+
+
+def test_a_model_manifest_naming_a_file_outside_its_directory_is_refused(model_dir):
+    """Without a key the manifest is whatever its writer says; it still cannot point ONNX Runtime elsewhere."""
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    manifest["files"]["int8"]["filename"] = "../elsewhere/model_int8.onnx"
+    (model_dir / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(av.ModelLoadError, match="not a plain file name"):
+        av.Embedder.load(model_dir)

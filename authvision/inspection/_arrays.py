@@ -32,6 +32,9 @@ _FIELDS: dict[str, tuple[str, int]] = {
     "cell_sd": ("float32", 2),
     "cell_ok": ("bool", 2),
     "marks": ("bool", 2),
+    "peak_mu": ("float32", 2),
+    "peak_sd": ("float32", 2),
+    "peak_ok": ("bool", 2),
     "q50": ("float32", 1),
     "q95": ("float32", 1),
 }
@@ -49,7 +52,8 @@ def to_arrays(data: "ProductInspection") -> tuple[dict[str, np.ndarray], dict]:
             "image": t.view.image, "mask": t.view.mask, "item": t.item, "search": t.search,
             "points": t.keypoints.points, "descriptors": t.keypoints.descriptors,
             "pix_mu": n.pix_mu, "pix_sd": n.pix_sd, "cell_mu": n.cell_mu, "cell_sd": n.cell_sd,
-            "cell_ok": n.cell_ok, "marks": n.marks, "q50": n.q50, "q95": n.q95,
+            "cell_ok": n.cell_ok, "marks": n.marks, "peak_mu": n.peak_mu, "peak_sd": n.peak_sd, "peak_ok": n.peak_ok,
+            "q50": n.q50, "q95": n.q95,
         }  # fmt: skip
         for k, v in fields.items():
             arrays[f"t{i}.{k}"] = np.ascontiguousarray(v, dtype=_FIELDS[k][0])
@@ -112,7 +116,7 @@ def from_arrays(arrays: dict[str, np.ndarray], meta: dict) -> "ProductInspection
             if a[k].shape[:2] != (h, w):
                 raise IndexFormatError(f"inspection array t{i}.{k} has shape {a[k].shape}, frame is {(h, w)}")
         grid = (h // params.cell, w // params.cell)
-        for k in ("cell_mu", "cell_sd", "cell_ok", "marks"):
+        for k in ("cell_mu", "cell_sd", "cell_ok", "marks", "peak_mu", "peak_sd", "peak_ok"):
             if a[k].shape != grid:
                 raise IndexFormatError(f"inspection array t{i}.{k} has shape {a[k].shape}, cell grid is {grid}")
         if a["image"].shape[2] != 3 or a["points"].shape[1:] != (2,) or a["descriptors"].shape[1:] != (32,):
@@ -121,14 +125,17 @@ def from_arrays(arrays: dict[str, np.ndarray], meta: dict) -> "ProductInspection
             raise IndexFormatError(f"inspection template {i} has {len(a['points'])} points, {len(a['descriptors'])} descriptors")
         if a["q50"].shape != (len(CHANNELS) + 1,) or a["q95"].shape != (len(CHANNELS) + 1,):
             raise IndexFormatError(f"inspection template {i} null quantiles have the wrong length")
-        if np.any(a["pix_sd"] <= 0) or np.any(a["cell_sd"] <= 0):
+        if np.any(a["pix_sd"] <= 0) or np.any(a["cell_sd"] <= 0) or np.any(a["peak_sd"] <= 0):
             raise IndexFormatError(f"inspection template {i} null spread is not positive")
         try:
             source, scale, samples = int(tm["source"]), float(tm["scale"]), int(tm["null_samples"])
         except (KeyError, TypeError, ValueError):
             raise IndexFormatError(f"inspection metadata of template {i} is malformed") from None
         view = TemplateView.from_image(a["image"], a["mask"])
-        null = NullStats(a["pix_mu"], a["pix_sd"], a["cell_mu"], a["cell_sd"], a["cell_ok"], a["marks"], a["q50"], a["q95"], samples)
+        null = NullStats(
+            a["pix_mu"], a["pix_sd"], a["cell_mu"], a["cell_sd"], a["cell_ok"], a["marks"],
+            a["peak_mu"], a["peak_sd"], a["peak_ok"], a["q50"], a["q95"], samples,
+        )  # fmt: skip
         templates.append(Template(source, view, Keypoints(a["points"], a["descriptors"]), a["item"], a["search"], null, scale))
     extra = set(arrays) - {f"t{i}.{k}" for i in range(len(tmeta)) for k in _FIELDS}
     if extra:

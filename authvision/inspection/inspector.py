@@ -129,7 +129,7 @@ def inspect(listing: np.ndarray, data: ProductInspection, *, regions: int = 5, h
             continue
         meas = measure(listing, reg.homography, t.view, p.cell, p.match_resolution, p.flow_sigma, p.flow_max)
         n = t.null
-        std = standardise(raw_channels(meas, n.pix_mu, n.pix_sd, n.cell_mu, n.cell_sd, n.cell_ok, n.marks), n)
+        std = standardise(raw_channels(meas, n, p.cell), n)
         per_template.append(std)
         if best is None or std["fused"] < best[0]:
             best = (std["fused"], i, reg, meas, std)

@@ -19,11 +19,13 @@ from authvision.inspection.compare import Measurement, cell_means
 
 logger = logging.getLogger(__name__)
 
-CHANNELS: tuple[str, ...] = ("structure", "cells", "marks", "colour")
+CHANNELS: tuple[str, ...] = ("structure", "spots", "cells", "peaks", "marks", "colour")
 """Channel names, in the order of the null's quantile arrays."""
 FUSED_FROM: tuple[str, ...] = ("structure", "cells", "colour")
 """Channels whose maximum (standardised) is the fused score."""
 PIXEL_SD_FLOOR = 0.05
+SPOT_SIGMA = 3.0
+"""Scale (px) of the "spots" channel: the largest blob of pixel z about a letter or a rivet wide."""
 MIN_CELL_SAMPLES = 5
 
 
@@ -37,6 +39,9 @@ class NullStats:
     cell_sd: np.ndarray
     cell_ok: np.ndarray
     marks: np.ndarray
+    peak_mu: np.ndarray
+    peak_sd: np.ndarray
+    peak_ok: np.ndarray
     q50: np.ndarray
     q95: np.ndarray
     samples: int
@@ -75,15 +80,28 @@ def cell_z(meas: Measurement, mu: np.ndarray, sd: np.ndarray, ok: np.ndarray) ->
     return np.where(ok & np.isfinite(meas.cells), (meas.cells - mu) / sd, np.nan).astype(np.float32)
 
 
-def raw_channels(meas: Measurement, pix_mu, pix_sd, cell_mu, cell_sd, cell_ok, marks) -> dict[str, float]:
+def cell_peaks(z: np.ndarray, meas: Measurement, cell: int) -> np.ndarray:
+    """Largest pixel z in each cell (NaN where the cell was not compared)."""
+    nh, nw = meas.cells.shape
+    zz = np.where(meas.mask, z, -np.inf)[: nh * cell, : nw * cell].reshape(nh, cell, nw, cell).max((1, 3))
+    return np.where(np.isfinite(meas.cells), zz, np.nan).astype(np.float32)
+
+
+def raw_channels(meas: Measurement, n: NullStats, cell: int) -> dict[str, float]:
     """Raw channel values of one measurement against null statistics."""
-    z = pixel_z(meas, pix_mu, pix_sd)
-    zc = cell_z(meas, cell_mu, cell_sd, cell_ok)
+    z = pixel_z(meas, n.pix_mu, n.pix_sd)
+    zc = cell_z(meas, n.cell_mu, n.cell_sd, n.cell_ok)
     fin = np.isfinite(zc)
-    mk = fin & marks
+    mk = fin & n.marks
+    pk = cell_peaks(z, meas, cell)
+    pz = np.where(n.peak_ok & np.isfinite(pk), (pk - n.peak_mu) / n.peak_sd, np.nan)
+    pf = np.isfinite(pz)
+    spots = cv2.GaussianBlur(z, (0, 0), SPOT_SIGMA)
     return {
         "structure": float(np.percentile(z[meas.mask], 99.7)) if meas.mask.any() else 0.0,
+        "spots": float(spots[meas.mask].max()) if meas.mask.any() else 0.0,
         "cells": float(zc[fin].max()) if fin.any() else 0.0,
+        "peaks": float(pz[pf].max()) if pf.any() else 0.0,
         "marks": float(zc[mk].max()) if mk.any() else 0.0,
         "colour": float(meas.hue_angle),
     }
@@ -141,19 +159,32 @@ def fit_null(
     full_pix = _pixel_stats(*tot[:3], smooth=smooth)
     full_cell = _cell_stats(*tot[3:])
     marks = mark_cells(norm, mask, cell, full_cell[1], full_cell[2])
-    rows = []
+    loo = {}
+    peaks = []
     for grp in np.unique(g):
         sel = g == grp
         part = (d[sel].sum(0), (d[sel] ** 2).sum(0), v[sel].sum(0), c[sel].sum(0), (c[sel] ** 2).sum(0), cv[sel].sum(0))
         rest = [a - b for a, b in zip(tot, part)]
-        pm, ps = _pixel_stats(*rest[:3], smooth=smooth)
-        cm, cs, ok = _cell_stats(*rest[3:])
-        for i in np.nonzero(sel)[0]:
-            rows.append(raw_channels(measurements[i], pm, ps, cm, cs, ok, marks))
+        loo[grp] = (_pixel_stats(*rest[:3], smooth=smooth), _cell_stats(*rest[3:]))
+    for i, m in enumerate(measurements):
+        pm, ps = loo[g[i]][0]
+        peaks.append(cell_peaks(pixel_z(m, pm, ps), m, cell))
+    pk = np.stack(peaks).astype(np.float64)
+    pv = np.isfinite(pk).astype(np.float64)
+    pk = np.nan_to_num(pk)
+    ptot = (pk.sum(0), (pk**2).sum(0), pv.sum(0))
+    full_peak = _cell_stats(*ptot)
+    rows = []
+    for i, m in enumerate(measurements):
+        sel = g == g[i]
+        (pm, ps), (cm, cs, ok) = loo[g[i]]
+        pmu, psd, pok = _cell_stats(*(a - b for a, b in zip(ptot, (pk[sel].sum(0), (pk[sel] ** 2).sum(0), pv[sel].sum(0)))))
+        dummy = np.zeros(len(CHANNELS) + 1, np.float32)
+        rows.append(raw_channels(m, NullStats(pm, ps, cm, cs, ok, marks, pmu, psd, pok, dummy, dummy, 0), cell))
     raw = np.array([[r[ch] for ch in CHANNELS] for r in rows], np.float64)
     q50, q95 = np.percentile(raw, 50, axis=0), np.percentile(raw, 95, axis=0)
     std = (raw - q50) / np.maximum(q95 - q50, 1e-6)
     fused = std[:, [CHANNELS.index(ch) for ch in FUSED_FROM]].max(1)
     q50 = np.append(q50, np.percentile(fused, 50)).astype(np.float32)
     q95 = np.append(q95, np.percentile(fused, 95)).astype(np.float32)
-    return NullStats(*full_pix, *full_cell, marks, q50, q95, len(measurements))
+    return NullStats(*full_pix, *full_cell, marks, *full_peak, q50, q95, len(measurements))

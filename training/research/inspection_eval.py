@@ -72,6 +72,8 @@ def fuse(rec: dict, how: str) -> float:
     if how == "chanmin":  # per channel minimum over templates, then the maximum over the fused channels
         ts = rec["templates"]
         return max(min(t[c] for t in ts) for c in ("structure", "cells", "colour"))
+    if "+" in how:  # max over the named standardised channels per template, lowest over templates
+        return min(max(t[c] for c in how.split("+")) for t in rec["templates"])
     return min(t[how] for t in rec["templates"])
 
 
@@ -98,6 +100,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--products", default="", help="comma-separated subset")
     ap.add_argument("--out", default="")
+    ap.add_argument("--fusions", default="structure+colour,spots+cells+colour,structure+spots+cells+colour")
     a = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with open(os.path.join(a.kit, "listings.csv"), newline="") as f:
@@ -122,7 +125,8 @@ def main() -> None:
     print(f"{len(rows)} listings, {a.templates} templates, params {a.params or '{}'}; wall {time.time() - t0:.0f} s")
     print(f"CPU {1000 * spent / len(rows):.1f} ms/listing (inspect), build {build / len(products):.1f} s/product")
     print(f"unregistered: {len(unreg)} ({sum(lab == 'genuine' for lab, _ in unreg)} genuine) {sorted({r for _, r in unreg})[:4]}")
-    for how in ("score", "chanmin", "structure", "cells", "marks", "colour"):
+    channels = [c for c in ("structure", "spots", "cells", "marks", "colour") if any(c in rec["scores"] for rec in scores.values())]
+    for how in ["score", "chanmin", *channels, *a.fusions.split(",")]:
         print(report(rows, scores, how))
     if a.out:
         with open(a.out, "w") as f:

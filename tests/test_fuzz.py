@@ -6,7 +6,7 @@ the input that caused it instead of taking pytest down. Only ``ImageDecodeError`
 ``AuthvisionError`` subclasses (loader) may escape.
 
 Budgets: ``AUTHVISION_FUZZ_SECONDS`` per target in the default run (6 s), ``AUTHVISION_FUZZ_SLOW_SECONDS`` per
-target in the ``slow`` run (20 s); ``AUTHVISION_FUZZ_SEED`` picks the seed (default 0; the slow run uses the next
+target in the ``slow`` run (15 s); ``AUTHVISION_FUZZ_SEED`` picks the seed (default 0; the slow run uses the next
 one). For hours of coverage-guided fuzzing by hand: ``python tests/fuzz_harness.py decode --engine atheris
 --seconds 3600 --workdir /tmp/fuzz``.
 
@@ -28,7 +28,7 @@ pytest.importorskip("hypothesis")
 HARNESS = Path(__file__).with_name("fuzz_harness.py")
 CORPUS = Path(__file__).parent / "data" / "fuzz-corpus"
 SECONDS = float(os.environ.get("AUTHVISION_FUZZ_SECONDS", "6"))
-SLOW_SECONDS = float(os.environ.get("AUTHVISION_FUZZ_SLOW_SECONDS", "20"))
+SLOW_SECONDS = float(os.environ.get("AUTHVISION_FUZZ_SLOW_SECONDS", "15"))
 SEED = int(os.environ.get("AUTHVISION_FUZZ_SEED", "0"))
 STARTUP_SECONDS = 90  # importing, building the small checker; on a loaded machine
 

@@ -2,7 +2,7 @@
 saves references and a third loads every save. No errors, no changed results, every save loaded and
 identical to what was saved, memory steady.
 
-``AUTHVISION_SOAK_SECONDS`` sets how long it runs (default 20, at most 60).
+``AUTHVISION_SOAK_SECONDS`` sets how long it runs (default 15, at most 60).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import authvision as av
 from authvision.sample_photos import sample_photo
 from authvision.signing import KEY_ENV_VAR
 
-SECONDS = min(60.0, float(os.environ.get("AUTHVISION_SOAK_SECONDS", "20")))
+SECONDS = min(60.0, float(os.environ.get("AUTHVISION_SOAK_SECONDS", "15")))
 READERS = 6
 KEY = b"soak signing key"
 PRODUCTS = {

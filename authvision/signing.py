@@ -60,6 +60,12 @@ _LINE = re.compile(rb"\A" + _SCHEME.encode() + rb" ([0-9a-f]{16}) ([0-9a-f]{64})
 KeyArg = bytes | str | Sequence[bytes | str] | None
 """What ``signing_key=`` accepts: one key, several (rotation), or None for the environment variable."""
 
+_RESIGN = {
+    "checker": "AuthenticityChecker.load(dir).save(dir, signing_key=KEY)",
+    "index": "ReferenceIndex.load(dir).save(dir, signing_key=KEY)",
+    "model directory": "authvision.manifest.ModelManifest.read(dir).write(dir, signing_key=KEY)",
+}
+
 _noted: set[str] = set()
 _noted_lock = threading.Lock()
 
@@ -118,8 +124,8 @@ def verify_signature(directory: Path, manifest: bytes, keys: Sequence[bytes], *,
     except FileNotFoundError:
         raise SignatureError(
             f"{directory} is not signed (no {SIGNATURE_FILE}), but a signing key is set "
-            f"(signing_key= or {KEY_ENV_VAR}): refusing to load an unauthenticated {what}; "
-            "save it again with the key, or load it without one",
+            f"(signing_key= or {KEY_ENV_VAR}): refusing to load an unauthenticated {what}; sign one you trust "
+            f"({_RESIGN.get(what, 'save it again with the key')}), or load it without a key",
             reason="unsigned",
             path=path,
         ) from None

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 
 @dataclass(frozen=True)
@@ -55,6 +54,11 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
+class CheckerConfig:
+    inspection: bool = True  # the written checker inspects listings (region inspection) besides the screen
+
+
+@dataclass(frozen=True)
 class RunConfig:
     seed: int = 0
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -62,12 +66,15 @@ class RunConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    checker: CheckerConfig = field(default_factory=CheckerConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-_SECTIONS = {"model": ModelConfig, "train": TrainConfig, "augment": AugmentConfig, "split": SplitConfig, "export": ExportConfig}
+_SECTIONS = {
+    "model": ModelConfig, "train": TrainConfig, "augment": AugmentConfig, "split": SplitConfig, "export": ExportConfig, "checker": CheckerConfig,
+}
 
 
 def default_config_text() -> str:

@@ -38,6 +38,7 @@ from authvision.checker import AuthenticityChecker
 from authvision.datasets import LabelledPhoto, add_labelled_photos, read_photo_csv, read_photo_set
 from authvision.embedder import Embedder
 from authvision.evaluation import EvaluationResult, evaluate, write_report
+from authvision.evidence import default_providers, inspection_providers
 from authvision.imageio import load_image
 from authvision.train_args import add_train_arguments, parse_overrides
 
@@ -99,7 +100,7 @@ def run(
                                   data, prepared, backgrounds, validation_images)
     precision = "int8" if "int8" in manifest.files else "fp32"
 
-    retrained = AuthenticityChecker(Embedder.load(out, precision=precision))
+    retrained = AuthenticityChecker(Embedder.load(out, precision=precision), providers=_providers(config))
     calibration = calibration_set(listings, validation_images)
     checker_report = _index_and_calibrate(retrained, prepared, calibration)
     retrained.save(out / "checker")
@@ -220,6 +221,11 @@ def _index_and_calibrate(checker: AuthenticityChecker, prepared, calibration: Ca
     return report
 
 
+def _providers(config: RunConfig) -> list:
+    """The evidence of the checker written beside the model: the screen, and region inspection unless turned off."""
+    return inspection_providers() if config.checker.inspection else default_providers()
+
+
 def _add(checker: AuthenticityChecker, photos) -> None:
     add_labelled_photos(checker, [LabelledPhoto(p.source.path, p.label, p.product, p.source.brand) for p in photos])
 
@@ -228,7 +234,7 @@ def _before_after(listings_csv: Path, out: Path, retrained: AuthenticityChecker,
     """The shipped default model and the retrained one, indexed and calibrated alike, on the test listings."""
     rows = read_photo_csv(listings_csv)
     test = [row for row in rows if row.extra.get("split", "test") == "test"]
-    default = AuthenticityChecker(Embedder.load())
+    default = AuthenticityChecker(Embedder.load(), providers=[type(p)(**p.config()) for p in retrained.providers])  # the same evidence
     _index_and_calibrate(default, prepared, calibration)
     results: dict[str, EvaluationResult] = {}
     for name, checker in (("before", default), ("after", retrained)):

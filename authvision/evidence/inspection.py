@@ -270,7 +270,13 @@ class InspectionEvidence(EvidenceProvider):
                     continue
                 with np.load(io.BytesIO(read(f"{stem}/inspection.npz")), allow_pickle=False) as npz:
                     arrays = {key: npz[key] for key in npz.files}
-                provider._data[product] = ProductInspection.from_arrays(arrays, entry["data"])
+                try:
+                    provider._data[product] = ProductInspection.from_arrays(arrays, entry["data"])
+                except IndexFormatError as exc:
+                    # Verified bytes (checksummed, signed with a key) of another inspection format: the
+                    # reference photos are kept, so the data is rebuilt rather than the checker refused.
+                    LOG.warning("%s: saved inspection data not usable by this version (%s); rebuilding it from its references", product, exc)
+                    provider._dirty.add(product)
         except (KeyError, TypeError, ValueError, OSError, AttributeError) as exc:  # AttributeError: products.json not an object
             raise IndexFormatError(f"the checker's inspection data is malformed: {exc!r}") from exc
         return provider

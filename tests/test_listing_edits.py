@@ -68,7 +68,15 @@ def test_jpeg_round_trip_is_the_decoded_jpeg_file() -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["authvision/photo_reuse.py", "authvision/brandkit/photos.py", "training/augment.py", "training/data.py"]
+    "path",
+    [
+        "authvision/photo_reuse.py",
+        "authvision/brandkit/listings.py",
+        "authvision/brandkit/references.py",
+        "authvision/brandkit/visibility.py",
+        "training/augment.py",
+        "training/data.py",
+    ],
 )
 def test_every_editing_place_uses_the_module(path: str) -> None:
     source = (ROOT / path).read_text(encoding="utf-8")

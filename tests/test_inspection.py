@@ -11,8 +11,7 @@ import skimage.data
 
 from authvision.errors import IndexFormatError, InspectionError
 from authvision.inspection import InspectionParams, ProductInspection, build_product_inspection, inspect
-from authvision.inspection.registration import RegistrationParams, gray, homography_problem, listing_keypoints, register
-from authvision.inspection.registration import detect
+from authvision.inspection.registration import RegistrationParams, detect, gray, homography_problem, listing_keypoints, register
 
 SMALL = InspectionParams(frame=256, cell=16, erode=9, null_per_reference=2)
 
@@ -181,3 +180,20 @@ def test_bad_inputs_raise_inspection_error(data, genuine):
         build_product_inspection(genuine[:1], product="coffee")
     with pytest.raises(InspectionError):
         inspect(np.zeros((10, 10), np.uint8), data)
+
+
+def test_flow_refinement_follows_a_part_moved_a_few_pixels():
+    from authvision.inspection.compare import TemplateView, measure
+
+    photo = cv2.resize(skimage.data.astronaut(), (256, 256), interpolation=cv2.INTER_AREA)
+    mask = np.zeros((256, 256), bool)
+    mask[16:240, 16:240] = True
+    view = TemplateView.from_image(photo, mask)
+    moved = photo.copy()
+    moved[:, 128:] = np.roll(photo, 3, axis=1)[:, 128:]  # the right "part" sits 3 px further right
+    plain = measure(moved, np.eye(3), view, 16)
+    refined = measure(moved, np.eye(3), view, 16, flow_sigma=12.0)
+    right = np.s_[40:216, 150:230]
+    assert refined.diff[right].mean() < 0.6 * plain.diff[right].mean()
+    same = measure(photo, np.eye(3), view, 16, flow_sigma=12.0)
+    assert same.diff[mask].mean() < 0.05

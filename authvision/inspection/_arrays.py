@@ -40,7 +40,7 @@ _FIELDS: dict[str, tuple[str, int]] = {
 }
 
 
-def to_arrays(data: "ProductInspection") -> tuple[dict[str, np.ndarray], dict]:
+def to_arrays(data: ProductInspection) -> tuple[dict[str, np.ndarray], dict]:
     """Arrays named ``t{i}.{field}`` and metadata (format, version, product, seed, params, templates)."""
     from authvision.inspection.product import FORMAT, FORMAT_VERSION
 
@@ -94,7 +94,7 @@ def _params(raw: Any):
         raise IndexFormatError(f"inspection metadata 'params' is malformed: {e}") from None
 
 
-def from_arrays(arrays: dict[str, np.ndarray], meta: dict) -> "ProductInspection":
+def from_arrays(arrays: dict[str, np.ndarray], meta: dict) -> ProductInspection:
     """Inverse of :func:`to_arrays`; raises IndexFormatError on anything missing or inconsistent."""
     from authvision.inspection.product import FORMAT, FORMAT_VERSION, ProductInspection, Template
 

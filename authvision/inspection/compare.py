@@ -59,7 +59,7 @@ class TemplateView:
     chroma: np.ndarray
 
     @classmethod
-    def from_image(cls, image: np.ndarray, mask: np.ndarray) -> "TemplateView":
+    def from_image(cls, image: np.ndarray, mask: np.ndarray) -> TemplateView:
         """Derives the maps from the frame image (RGB uint8) and inspection mask (bool)."""
         h, c = hue_chroma(image)
         return cls(image, mask.astype(bool), lcn(gray(image)), h, c)

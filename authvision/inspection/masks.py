@@ -23,9 +23,7 @@ def background_distance(rgb: np.ndarray) -> np.ndarray:
         HxW float32 distances in grey levels.
     """
     b = BORDER
-    border = np.concatenate(
-        [rgb[:b].reshape(-1, 3), rgb[-b:].reshape(-1, 3), rgb[:, :b].reshape(-1, 3), rgb[:, -b:].reshape(-1, 3)]
-    )
+    border = np.concatenate([rgb[:b].reshape(-1, 3), rgb[-b:].reshape(-1, 3), rgb[:, :b].reshape(-1, 3), rgb[:, -b:].reshape(-1, 3)])
     return np.abs(rgb.astype(np.float32) - np.median(border, 0)).max(2)
 
 

@@ -84,7 +84,7 @@ class ProductInspection:
         return to_arrays(self)
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict) -> "ProductInspection":
+    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict) -> ProductInspection:
         """Rebuilds inspection data; raises :class:`authvision.errors.IndexFormatError` if malformed."""
         from authvision.inspection._arrays import from_arrays
 
@@ -195,4 +195,3 @@ def build_product_inspection(
     if not built:
         raise InspectionError(f"{product}: no template could be built (genuine photos do not register to each other)")
     return ProductInspection(product, int(seed), p, tuple(built))
-

@@ -135,9 +135,7 @@ def _refine(rgb: np.ndarray, H: np.ndarray, tk: Keypoints, search_mask: np.ndarr
     return H2 @ H, int(inl.sum()), err
 
 
-def homography_problem(
-    H: np.ndarray, listing_shape: tuple[int, int], item_mask: np.ndarray, mirrored: bool, p: RegistrationParams
-) -> str | None:
+def homography_problem(H: np.ndarray, listing_shape: tuple[int, int], item_mask: np.ndarray, mirrored: bool, p: RegistrationParams) -> str | None:
     """Why a homography (listing pixels -> template frame) is not a plausible view of the item, or None.
 
     Checks: finite and invertible; the item's box maps in front of the camera to a convex quad of the

@@ -125,7 +125,7 @@ def main() -> None:
     print(f"{len(rows)} listings, {a.templates} templates, params {a.params or '{}'}; wall {time.time() - t0:.0f} s")
     print(f"CPU {1000 * spent / len(rows):.1f} ms/listing (inspect), build {build / len(products):.1f} s/product")
     print(f"unregistered: {len(unreg)} ({sum(lab == 'genuine' for lab, _ in unreg)} genuine) {sorted({r for _, r in unreg})[:4]}")
-    channels = [c for c in ("structure", "spots", "cells", "marks", "colour") if any(c in rec["scores"] for rec in scores.values())]
+    channels = [c for c in ("structure", "spots", "cells", "peaks", "marks", "colour") if any(c in rec["scores"] for rec in scores.values())]
     for how in ["score", "chanmin", *channels, *a.fusions.split(",")]:
         print(report(rows, scores, how))
     if a.out:

@@ -58,7 +58,7 @@ def test_listings_of_the_product_are_inspected_and_say_how(checker, kit):
     assert len(registered) >= 4
     for i in registered:
         assert i["inliers"] >= 8 and i["reprojection_error"] < 5 and i["regions"]
-        assert set(i["features"]) == {"inspection_score", "inspection_registered"} and i["features"]["inspection_registered"] == 1.0
+        assert set(i["features"]) == {"inspection_log_score", "inspection_registered"} and i["features"]["inspection_registered"] == 1.0
         assert all(len(region["listing_box"]) == 4 for region in i["regions"])
     json.dumps([v.to_dict() for v in verdicts])
 
@@ -69,7 +69,7 @@ def test_an_unrelated_photo_is_not_given_a_garbage_score(checker):
     assert inspection is not None
     assert not inspection.get("registered", False)
     assert inspection["reason"]
-    assert verdict.evidence["inspection_score"] == 0.0 and verdict.evidence["inspection_registered"] == 0.0
+    assert verdict.evidence["inspection_log_score"] == 0.0 and verdict.evidence["inspection_registered"] == 0.0
 
 
 def test_inspection_data_is_saved_and_a_copied_checker_inspects_without_the_photos(kit, embedder, tmp_path):

@@ -12,8 +12,11 @@ A listing is inspected when the screen matched it to a product that has inspecti
 ``products`` / ``brands`` are given, the product or brand is among them. It is decoded again at full
 resolution from its source (the screen's copy is JPEG-draft reduced to the model's size). Features:
 
-* ``inspection_score``: the fused anomaly score, standardised against the genuine null (0 ≈ a
-  typical genuine listing, 1 ≈ the null's 95th percentile), clipped to [-2, 20]; 0 when not inspected;
+* ``inspection_log_score``: ``log(1 + max(0, s))`` of the fused anomaly score ``s``, standardised
+  against the genuine null (0 ≈ a typical genuine listing, 1 ≈ the null's 95th percentile); 0 when
+  not inspected. The logarithm tames the score's heavy tail (a replaced emblem scores 20-50): on the
+  raw score the logistic calibration let a few such listings set its slope and the demo's fake
+  ROC-AUC was 0.716 fused with the screen, 0.772 with the logarithm (inspection alone 0.786);
 * ``inspection_registered``: 1 when the listing registered to a template, else 0.
 
 A registration on :data:`CONFIRM_INLIERS` keypoints or more confirms the product: the listing is not
@@ -57,7 +60,6 @@ REFERENCE_SIDE = 800
 """Longest side of the genuine reference photos kept for (re)building a product's inspection data."""
 MIN_GENUINE = 3
 """Genuine references a product needs before it is inspected (two templates' nulls need the others)."""
-SCORE_CLIP = (-2.0, 20.0)
 CONFIRM_INLIERS = 50
 """A registration on at least this many keypoint inliers confirms the product (never ``unknown``). A generic bar,
 not fitted to any kit: an unrelated photo's best homography is supported by a handful of chance matches (the
@@ -79,8 +81,8 @@ class InspectionEvidence(EvidenceProvider):
     """
 
     name = "inspection"
-    features = ("inspection_score", "inspection_registered")
-    default_weights = {"inspection_score": -0.5}
+    features = ("inspection_log_score", "inspection_registered")
+    default_weights = {"inspection_log_score": -2.0}
     heavy = True
 
     def __init__(
@@ -205,7 +207,7 @@ class InspectionEvidence(EvidenceProvider):
         artefacts = {"inspected": True, "channels": summary.pop("scores"), **summary}
         if not result.registered:
             return ProviderEvidence((0.0, 0.0), artefacts)
-        score = float(np.clip(result.score, *SCORE_CLIP)) if np.isfinite(result.score) else 0.0
+        score = float(np.log1p(max(0.0, result.score))) if np.isfinite(result.score) else 0.0
         return ProviderEvidence((score, 1.0), artefacts, confirms_product=result.inliers >= CONFIRM_INLIERS)
 
     def _skip_reason(self, s: Screen) -> str | None:

@@ -20,7 +20,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -297,7 +297,7 @@ def evaluate_verdicts(listings: Sequence[LabelledPhoto], verdicts: Sequence[Verd
         "condition": _by_group(listings, score, truth, predicted, _condition_groups, fakes_only=False),
     }
     return {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "authvision_version": __version__,
         "counts": {label: int((truth == label).sum()) for label in TRUTH_LABELS} | {
             "errors": int((predicted == "error").sum())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -84,7 +84,7 @@ def new_rows(
     hashes: np.ndarray | None,
 ) -> list[Row]:
     """Metadata rows for the references an add keeps: row ``keep[j]`` of the columns gets ``ids[j]``."""
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     return [
         Row(
             ref_id=ref_id,

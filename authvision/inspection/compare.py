@@ -126,7 +126,8 @@ def smooth_flow_align(warped: np.ndarray, view: TemplateView, sigma: float, max_
     """Local refinement after the homography: the listing moved onto the template by a dense optical
     flow (DIS), smoothed over the item with a Gaussian of ``sigma`` px so that it follows whole parts
     (a box and a bottle placed slightly differently) but not a single mark, and capped at ``max_shift``."""
-    flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST).calc(gray(view.image), gray(warped), None)
+    flow = cv2.DISOpticalFlow_create(  # type: ignore[attr-defined]  # missing from the cv2 stubs
+        cv2.DISOPTICAL_FLOW_PRESET_FAST).calc(gray(view.image), gray(warped), None)
     m = view.mask.astype(np.float32)
     den = cv2.GaussianBlur(m, (0, 0), sigma) + 1e-3
     fs = np.stack([cv2.GaussianBlur(flow[..., i] * m, (0, 0), sigma) / den for i in range(2)], -1)

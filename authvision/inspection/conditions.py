@@ -35,7 +35,7 @@ def procedural_background(shape: tuple[int, int], rng: np.random.Generator) -> n
     if kind == 1:  # texture: noise blurred at a random scale (fabric, wood, concrete-like)
         noise = rng.normal(0, 1, (h, w, 1)).astype(np.float32)
         sigma = float(rng.uniform(0.7, 6))
-        noise = cv2.GaussianBlur(noise, (0, 0), sigma)[..., None]
+        noise = np.asarray(cv2.GaussianBlur(noise, (0, 0), sigma), dtype=np.float32)[..., None]
         img += noise / (noise.std() + 1e-6) * rng.uniform(8, 35) * rng.uniform(0.5, 1.0, 3)
     elif kind == 2:  # stripes or a weave
         period = rng.uniform(4, 40)
@@ -52,7 +52,7 @@ def procedural_background(shape: tuple[int, int], rng: np.random.Generator) -> n
                 cv2.rectangle(img, (x, y), (x + r, y + int(r * rng.uniform(0.3, 2))), c, -1)
             else:
                 cv2.circle(img, (x, y), r, c, -1)
-        img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.5, 3)))
+        img = np.asarray(cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.5, 3))), dtype=np.float32)
     gy = np.linspace(rng.uniform(0.7, 1.2), rng.uniform(0.7, 1.2), h, dtype=np.float32)[:, None, None]
     return np.clip(img * gy, 0, 255).astype(np.uint8)
 
@@ -107,7 +107,7 @@ def simulate_listing(rgb: np.ndarray, rng: np.random.Generator, perspective: flo
         a = np.ascontiguousarray(a[:, ::-1])
     h0, w0 = a.shape[:2]
     jit = rng.uniform(-perspective, perspective, (4, 2)).astype(np.float32) * w0
-    src = np.float32([[0, 0], [w0, 0], [w0, h0], [0, h0]])
+    src = np.array([[0, 0], [w0, 0], [w0, h0], [0, h0]], dtype=np.float32)
     a = cv2.warpPerspective(a, cv2.getPerspectiveTransform(src, src + jit), (w0, h0), borderMode=cv2.BORDER_REPLICATE)
     fill = tuple(int(v) for v in rng.integers(0, 256, 3))
     rot = cv2.getRotationMatrix2D((w0 / 2, h0 / 2), float(rng.uniform(-14, 14)), 1.0)
@@ -128,4 +128,5 @@ def simulate_listing(rgb: np.ndarray, rng: np.random.Generator, perspective: flo
     if rng.random() < 0.3:
         a = _overlay(a, rng)
     ok, buf = cv2.imencode(".jpg", a[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(55, 91))])
-    return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]) if ok else a
+    decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+    return a if decoded is None else np.ascontiguousarray(decoded[..., ::-1])

@@ -91,7 +91,7 @@ def _regions(meas: Measurement, t: Template, H: np.ndarray, k: int) -> tuple[Reg
         if not np.isfinite(zc[y, x]):
             break
         box = (int(x * cell), int(y * cell), int((x + 1) * cell), int((y + 1) * cell))
-        corners = np.float64([[box[0], box[1]], [box[2], box[1]], [box[2], box[3]], [box[0], box[3]]])
+        corners = np.array([[box[0], box[1]], [box[2], box[1]], [box[2], box[3]], [box[0], box[3]]], dtype=np.float64)
         lp = cv2.perspectiveTransform(corners.reshape(-1, 1, 2), Hi).reshape(-1, 2)
         lb = (float(lp[:, 0].min()), float(lp[:, 1].min()), float(lp[:, 0].max()), float(lp[:, 1].max()))
         out.append(Region(box, lb, float((zc[y, x] - q50) / max(q95 - q50, 1e-6))))
@@ -124,7 +124,7 @@ def inspect(listing: np.ndarray, data: ProductInspection, *, regions: int = 5, h
     per_template = []
     for i, t in enumerate(data.templates):
         reg = register(listing, lk, t.keypoints, t.item, t.search, p.registration)
-        if not reg.ok:
+        if not reg.ok or reg.homography is None:
             failed.append(reg)
             continue
         meas = measure(listing, reg.homography, t.view, p.cell, p.match_resolution, p.flow_sigma, p.flow_max)
@@ -137,6 +137,8 @@ def inspect(listing: np.ndarray, data: ProductInspection, *, regions: int = 5, h
         worst = max(failed, key=lambda r: r.inliers)
         return InspectionResult(False, worst.reason, inliers=worst.inliers, reprojection_error=worst.reprojection_error)
     fused, i, reg, meas, std = best
+    homography = reg.homography
+    assert homography is not None  # only registered templates are kept as best
     t = data.templates[i]
     hm = pixel_z(meas, t.null.pix_mu, t.null.pix_sd) if heatmap else None
     return InspectionResult(
@@ -148,7 +150,7 @@ def inspect(listing: np.ndarray, data: ProductInspection, *, regions: int = 5, h
         reprojection_error=reg.reprojection_error,
         scores={c: std[c] for c in SCORE_CHANNELS},
         score=fused,
-        regions=_regions(meas, t, reg.homography, regions),
+        regions=_regions(meas, t, homography, regions),
         heatmap=hm,
         homography=reg.homography,
         templates_registered=len(per_template),

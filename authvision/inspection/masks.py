@@ -95,5 +95,5 @@ def inspection_mask(rgb: np.ndarray, erode: int) -> np.ndarray:
     """
     full = full_mask(rgb).astype(np.uint8)
     if erode > 1:
-        full = cv2.erode(full, np.ones((erode, erode), np.uint8))
+        full = np.asarray(cv2.erode(full, np.ones((erode, erode), np.uint8)), dtype=np.uint8)
     return full > 0

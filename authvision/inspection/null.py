@@ -165,7 +165,7 @@ def fit_null(
         sel = g == grp
         part = (d[sel].sum(0), (d[sel] ** 2).sum(0), v[sel].sum(0), c[sel].sum(0), (c[sel] ** 2).sum(0), cv[sel].sum(0))
         rest = [a - b for a, b in zip(tot, part)]
-        loo[grp] = (_pixel_stats(*rest[:3], smooth=smooth), _cell_stats(*rest[3:]))
+        loo[grp] = (_pixel_stats(rest[0], rest[1], rest[2], smooth=smooth), _cell_stats(*rest[3:]))
     for i, m in enumerate(measurements):
         pm, ps = loo[g[i]][0]
         peaks.append(cell_peaks(pixel_z(m, pm, ps), m, cell))

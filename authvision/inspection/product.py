@@ -181,7 +181,7 @@ def build_product_inspection(
                 continue
             for d, lk in ds:
                 reg = register(d, lk, kp, item, search, p.registration)
-                if reg.ok:
+                if reg.ok and reg.homography is not None:
                     meas.append(measure(d, reg.homography, view, p.cell, p.match_resolution, p.flow_sigma, p.flow_max))
                     groups.append(j)
                 else:

@@ -75,11 +75,11 @@ def gray(rgb: np.ndarray) -> np.ndarray:
 
 def detect(image_gray: np.ndarray, mask: np.ndarray | None = None, nfeatures: int = 3000) -> Keypoints:
     """ORB keypoints and descriptors (empty arrays when there are none)."""
-    orb = cv2.ORB_create(nfeatures=nfeatures)
+    orb = cv2.ORB_create(nfeatures=nfeatures)  # type: ignore[attr-defined]  # missing from the cv2 stubs
     kp, des = orb.detectAndCompute(image_gray, None if mask is None else (mask > 0).astype(np.uint8) * 255)
     if des is None or not kp:
         return Keypoints(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
-    return Keypoints(np.float32([k.pt for k in kp]).reshape(-1, 2), des)
+    return Keypoints(np.array([k.pt for k in kp], dtype=np.float32).reshape(-1, 2), des)
 
 
 def listing_keypoints(rgb: np.ndarray, params: RegistrationParams = RegistrationParams()) -> ListingKeypoints:
@@ -148,7 +148,7 @@ def homography_problem(H: np.ndarray, listing_shape: tuple[int, int], item_mask:
     ys, xs = np.nonzero(item_mask)
     if len(xs) == 0:
         return "template has no item"
-    box = np.float64([[xs.min(), ys.min()], [xs.max(), ys.min()], [xs.max(), ys.max()], [xs.min(), ys.max()]])
+    box = np.array([[xs.min(), ys.min()], [xs.max(), ys.min()], [xs.max(), ys.max()], [xs.min(), ys.max()]], dtype=np.float64)
     w = (np.c_[box, np.ones(4)] @ Hi.T)[:, 2]
     if np.any(w <= 0) if w[0] > 0 else np.any(w >= 0):
         return "degenerate homography (item crosses the horizon)"

@@ -138,19 +138,7 @@ def load_checker(
     discard_calibration: bool = False,
     signing_key: KeyArg = None,
 ) -> AuthenticityChecker:
-    """Load a saved checker; every file is verified against the manifest before it is parsed.
-
-    Args:
-        embedder: use this model instead of the saved reference (it must be the same model).
-        num_threads: ONNX Runtime threads of the model loaded from the reference.
-        providers: evidence providers to use instead of the saved ones. When their features are
-            not the saved calibration's, loading fails unless ``discard_calibration``.
-        discard_calibration: load with the default (uncalibrated) mapping, to calibrate again.
-        signing_key: a key, or a list of keys (rotation: any one may have signed); default:
-            ``AUTHVISION_CHECKER_KEY`` if set. With one, a directory that is unsigned, signed by
-            another key or changed since it was signed raises SignatureError before any file but
-            ``manifest.json`` is read. Without one, the checker loads unauthenticated (logged once).
-    """
+    """What :meth:`AuthenticityChecker.load` does (its arguments are documented there)."""
     keys = resolve_keys(signing_key)
     path = resolve_directory(directory)
     manifest = read_manifest(

@@ -213,7 +213,7 @@ def _inspection_section(with_inspection: EvaluationResult, screen_only: Evaluati
 
     rows = [("all fakes", auc(a), auc(b))]
     for key, title in (("family", "family"), ("factory_seen", "factories"), ("visibility", "defect visibility")):
-        for group in sorted(a["breakdown"].get(key, {})):
+        for group in a["breakdown"].get(key, {}):  # in the evaluation's order (visibility buckets low to high)
             rows.append((f"{title}: {group}", auc(a, key, group), auc(b, key, group)))
     ece = lambda s: "–" if s["detection"]["ece"] is None else f"{s['detection']['ece']:.3f}"  # noqa: E731
     rows.append(("expected calibration error", ece(a), ece(b)))

@@ -7,7 +7,6 @@ Pillow and OpenCV only (no matplotlib), so it works in the inference install.
 from __future__ import annotations
 
 import io
-import logging
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,8 +19,6 @@ if TYPE_CHECKING:
     from .verdict import Verdict
 
 __all__ = ["explain", "render_overlay"]
-
-LOG = logging.getLogger(__name__)
 
 HEAT_RANGE = (0.0, 6.0)
 """Heatmap colour scale: per-pixel null z from 0 (typical genuine) to 6 (far outside the genuine null)."""

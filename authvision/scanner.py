@@ -203,7 +203,7 @@ class Scanner:
         decode_workers = default_threads()[1] if decode_workers is None else decode_workers
         queue_size = decode_workers + 2 if queue_size is None else queue_size
         if evidence_workers is None:
-            evidence_workers = decode_workers if any(getattr(p, "heavy", False) for p in checker.providers) else 1
+            evidence_workers = decode_workers if any(p.heavy for p in checker.providers) else 1
         sizes = {
             "batch_size": batch_size,
             "decode_workers": decode_workers,

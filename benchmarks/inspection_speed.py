@@ -78,12 +78,10 @@ def main() -> int:
 
     # CPU of inspection alone, one listing at a time on one thread (the per-listing figure).
     listings = [p for p, r in zip(paths, rows) if r["product"] in chosen][:30]
-    single = InspectionEvidence(products=chosen, workers=1)
-    single._photos, single._data = inspection._photos, inspection._data  # the same built data
     cpu = time.process_time()
     product_of = {p: r["product"] for p, r in zip(paths, rows)}
     for p in listings:
-        single.inspect(p, product_of[p], heatmap=False)
+        inspection.inspect(p, product_of[p], heatmap=False)  # one listing, on this thread
     ms = 1000 * (time.process_time() - cpu) / len(listings)
 
     load = os.getloadavg()[0]

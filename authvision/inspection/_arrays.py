@@ -11,6 +11,7 @@ import numpy as np
 from authvision.errors import IndexFormatError
 from authvision.inspection.compare import TemplateView
 from authvision.inspection.null import CHANNELS, NullStats
+from authvision.inspection.parts import part_labels
 from authvision.inspection.registration import Keypoints, RegistrationParams
 
 if TYPE_CHECKING:
@@ -136,7 +137,8 @@ def from_arrays(arrays: dict[str, np.ndarray], meta: dict) -> ProductInspection:
             a["pix_mu"], a["pix_sd"], a["cell_mu"], a["cell_sd"], a["cell_ok"], a["marks"],
             a["peak_mu"], a["peak_sd"], a["peak_ok"], a["q50"], a["q95"], samples,
         )  # fmt: skip
-        templates.append(Template(source, view, Keypoints(a["points"], a["descriptors"]), a["item"], a["search"], null, scale))
+        kp = Keypoints(a["points"], a["descriptors"])
+        templates.append(Template(source, view, kp, a["item"], a["search"], null, scale, part_labels(a["image"])))
     extra = set(arrays) - {f"t{i}.{k}" for i in range(len(tmeta)) for k in _FIELDS}
     if extra:
         raise IndexFormatError(f"inspection data holds unexpected arrays {sorted(extra)[:3]}")

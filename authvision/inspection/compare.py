@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from authvision.inspection.parts import Placement, warp_placement
 from authvision.inspection.registration import gray
 
 logger = logging.getLogger(__name__)
@@ -146,6 +147,7 @@ def measure(
     match_resolution: bool = True,
     flow_sigma: float = 0.0,
     flow_max: float = 6.0,
+    placement: Placement | None = None,
 ) -> Measurement:
     """Warps a listing into the template frame with ``H`` and computes the raw comparison maps.
 
@@ -160,15 +162,22 @@ def measure(
         match_resolution: whether to match the two resolutions as described.
         flow_sigma: smoothing of the local refinement flow in px (0: no refinement).
         flow_max: largest refinement shift in px.
+        placement: per-part homographies (:func:`authvision.inspection.parts.place_parts`) for an item
+            of several parts; ``H`` is then the item's homography.
     """
     h, w = view.mask.shape
     mag = magnification(H, (h, w)) if match_resolution else 1.0
     if mag < 1 / RESOLUTION_TOLERANCE:
         lh, lw = listing.shape[:2]
         listing = cv2.resize(listing, (max(8, round(lw * mag)), max(8, round(lh * mag))), interpolation=cv2.INTER_AREA)
-        H = H @ np.diag([lw / listing.shape[1], lh / listing.shape[0], 1.0])
-    warped = cv2.warpPerspective(listing, H, (w, h), flags=cv2.INTER_LINEAR)
-    valid = cv2.warpPerspective(np.full(listing.shape[:2], 255, np.uint8), H, (w, h), flags=cv2.INTER_NEAREST) > 0
+        S = np.diag([lw / listing.shape[1], lh / listing.shape[0], 1.0])
+        H = H @ S
+        placement = None if placement is None else placement.then(S)
+    if placement is not None and placement.parts_moved:
+        warped, valid = warp_placement(listing, placement, (w, h))
+    else:
+        warped = cv2.warpPerspective(listing, H, (w, h), flags=cv2.INTER_LINEAR)
+        valid = cv2.warpPerspective(np.full(listing.shape[:2], 255, np.uint8), H, (w, h), flags=cv2.INTER_NEAREST) > 0
     if flow_sigma > 0:
         warped = smooth_flow_align(warped, view, flow_sigma, flow_max)
     m = view.mask & valid

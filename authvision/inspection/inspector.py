@@ -13,6 +13,7 @@ import numpy as np
 from authvision.errors import InspectionError
 from authvision.inspection.compare import Measurement, measure
 from authvision.inspection.null import CHANNELS, cell_z, pixel_z, raw_channels, standardise
+from authvision.inspection.parts import Placement, place_parts
 from authvision.inspection.product import ProductInspection, Template
 from authvision.inspection.registration import Registration, listing_keypoints, register
 
@@ -57,6 +58,8 @@ class InspectionResult:
     templates_registered: int = 0
     template_scores: tuple[dict[str, float], ...] = ()
     """Per registered template, its standardised channel scores and ``fused`` (diagnostics)."""
+    parts_registered: int = 0
+    """Parts of an item of several rigid parts registered on their own (0 for a one-piece item)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable summary (no heatmap; numbers rounded)."""
@@ -73,6 +76,7 @@ class InspectionResult:
             "regions": [g.to_dict() for g in self.regions],
             "homography": None if self.homography is None else [[round(float(v), 6) for v in row] for row in self.homography],
             "templates_registered": self.templates_registered,
+            "parts_registered": self.parts_registered,
         }
 
 
@@ -119,7 +123,7 @@ def inspect(listing: np.ndarray, data: ProductInspection, *, regions: int = 5, h
     listing = np.ascontiguousarray(listing)
     p = data.params
     lk = listing_keypoints(listing, p.registration)
-    best: tuple[float, int, Registration, Measurement, dict[str, float]] | None = None
+    best: tuple[float, int, Registration, Measurement, dict[str, float], Placement] | None = None
     failed: list[Registration] = []
     per_template = []
     for i, t in enumerate(data.templates):
@@ -127,16 +131,17 @@ def inspect(listing: np.ndarray, data: ProductInspection, *, regions: int = 5, h
         if not reg.ok or reg.homography is None:
             failed.append(reg)
             continue
-        meas = measure(listing, reg.homography, t.view, p.cell, p.match_resolution, p.flow_sigma, p.flow_max)
+        placement = place_parts(listing, reg.homography, t.keypoints, t.parts, p.registration)
+        meas = measure(listing, reg.homography, t.view, p.cell, p.match_resolution, p.flow_sigma, p.flow_max, placement)
         n = t.null
         std = standardise(raw_channels(meas, n, p.cell), n)
         per_template.append(std)
         if best is None or std["fused"] < best[0]:
-            best = (std["fused"], i, reg, meas, std)
+            best = (std["fused"], i, reg, meas, std, placement)
     if best is None:
         worst = max(failed, key=lambda r: r.inliers)
         return InspectionResult(False, worst.reason, inliers=worst.inliers, reprojection_error=worst.reprojection_error)
-    fused, i, reg, meas, std = best
+    fused, i, reg, meas, std, placement = best
     homography = reg.homography
     assert homography is not None  # only registered templates are kept as best
     t = data.templates[i]
@@ -155,4 +160,5 @@ def inspect(listing: np.ndarray, data: ProductInspection, *, regions: int = 5, h
         homography=reg.homography,
         templates_registered=len(per_template),
         template_scores=tuple(per_template),
+        parts_registered=placement.parts_moved,
     )

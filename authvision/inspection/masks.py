@@ -13,6 +13,13 @@ BORDER = 8
 """Width in pixels of the photo border whose median colour is taken as the studio background."""
 
 
+def border_colour(rgb: np.ndarray) -> np.ndarray:
+    """Median colour (float32, 3) of the photo's border: the studio background's."""
+    b = BORDER
+    border = np.concatenate([rgb[:b].reshape(-1, 3), rgb[-b:].reshape(-1, 3), rgb[:, :b].reshape(-1, 3), rgb[:, -b:].reshape(-1, 3)])
+    return np.median(border, 0).astype(np.float32)
+
+
 def background_distance(rgb: np.ndarray) -> np.ndarray:
     """Per-pixel max-channel distance from the photo's border colour.
 
@@ -22,13 +29,12 @@ def background_distance(rgb: np.ndarray) -> np.ndarray:
     Returns:
         HxW float32 distances in grey levels.
     """
-    b = BORDER
-    border = np.concatenate([rgb[:b].reshape(-1, 3), rgb[-b:].reshape(-1, 3), rgb[:, :b].reshape(-1, 3), rgb[:, -b:].reshape(-1, 3)])
-    return np.abs(rgb.astype(np.float32) - np.median(border, 0)).max(2)
+    return np.abs(rgb.astype(np.float32) - border_colour(rgb)).max(2)
 
 
-def item_mask(rgb: np.ndarray, threshold: float = 30.0, close: bool = True) -> np.ndarray:
-    """The item on a studio photo: pixels far from the border colour, closed, largest component.
+def item_mask(rgb: np.ndarray, threshold: float = 30.0, close: bool = True, min_part: float = 0.15) -> np.ndarray:
+    """The item on a studio photo: pixels far from the border colour, closed; its largest piece and
+    every piece at least ``min_part`` of it (the parts of an item standing apart: a box and a bottle).
 
     Args:
         rgb: HxWx3 uint8 studio photo.
@@ -43,7 +49,9 @@ def item_mask(rgb: np.ndarray, threshold: float = 30.0, close: bool = True) -> n
     m = cv2.morphologyEx((background_distance(rgb) > threshold).astype(np.uint8), cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
     n, lab, stats, _ = cv2.connectedComponentsWithStats(m)
     if n > 1:
-        m = (lab == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
+        areas = stats[:, cv2.CC_STAT_AREA].copy()
+        areas[0] = 0
+        m = (areas >= min_part * areas.max())[lab].astype(np.uint8)
     return m
 
 
@@ -77,10 +85,41 @@ def full_mask(rgb: np.ndarray) -> np.ndarray:
     return fill_enclosed(item_mask(rgb), rgb)
 
 
-def cutout_mask(rgb: np.ndarray) -> np.ndarray:
+def _is_background(pixels: np.ndarray, background: np.ndarray, opens_outside: bool, level: float, shadow_spread: float) -> bool:
+    """Whether a region's pixels (Nx3) show the background: its colour, or — for a region that opens
+    onto the background around the item, as a gap between parts does — its colour in shadow (every
+    channel darkened by the same factor)."""
+    median = np.median(pixels.astype(np.float32), 0)
+    if float(np.abs(median - background).max()) < level:
+        return True
+    ratio = median / np.maximum(background, 1.0)
+    return bool(opens_outside and ratio.max() < 1.0 and ratio.max() - ratio.min() < shadow_spread)
+
+
+def cutout_mask(rgb: np.ndarray, threshold: float = 30.0, background_level: float = 12.0, shadow_spread: float = 0.025) -> np.ndarray:
     """The item's silhouette for cutting it out of its studio photo: like :func:`full_mask` but the
-    background visible between parts (a box and a bottle, a handle's loop) stays out (bool HxW)."""
-    return fill_enclosed(item_mask(rgb, close=False), rgb)
+    background visible between parts (a box and a bottle, a handle's loop) stays out (bool HxW).
+
+    The candidates are the pale regions of the closed mask (within ``threshold`` of the background
+    colour); one is background when its median colour is the background's (within
+    ``background_level``) or, for a region opening onto the background around the item, the
+    background's in shadow (all channels darkened alike, within ``shadow_spread``), as the gap between
+    a box and a bottle is. Pale parts of the item itself — a
+    white strap, a cream label carrying the wordmark — stay in: cut out, they would be replaced by a
+    random background in the simulated listings, and the genuine null would learn that the wordmark
+    may be anything.
+    """
+    full = full_mask(rgb)
+    pale = full & ~(background_distance(rgb) > threshold)
+    n, lab = cv2.connectedComponents(pale.astype(np.uint8))
+    if n > 1:
+        background = border_colour(rgb)
+        outside = cv2.dilate((~full).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        for i in range(1, n):
+            region = lab == i
+            if _is_background(rgb[region], background, bool((region & outside).any()), background_level, shadow_spread):
+                full[region] = False
+    return full
 
 
 def inspection_mask(rgb: np.ndarray, erode: int) -> np.ndarray:

@@ -18,6 +18,7 @@ from authvision.inspection.compare import Measurement, TemplateView, lcn, measur
 from authvision.inspection.conditions import simulate_listing
 from authvision.inspection.masks import full_mask, inspection_mask, item_mask
 from authvision.inspection.null import NullStats, fit_null
+from authvision.inspection.parts import part_labels, place_parts
 from authvision.inspection.registration import (
     Keypoints,
     RegistrationParams,
@@ -30,7 +31,8 @@ from authvision.inspection.registration import (
 logger = logging.getLogger(__name__)
 
 FORMAT = "authvision.inspection"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: the genuine null keeps an item's pale parts (labels, straps) in its simulated listings; parts."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,9 @@ class Template:
     null: NullStats
     scale: float
     """Template frame pixels per source-photo pixel."""
+    parts: np.ndarray | None = None
+    """Part map of an item of several rigid parts (:func:`authvision.inspection.parts.part_labels`),
+    derived from ``view.image``; None for an item of one piece."""
 
 
 @dataclass(frozen=True)
@@ -174,6 +179,7 @@ def build_product_inspection(
     built = []
     for t in choose_templates(photos, templates, p.selection):
         view, kp, item, search, s = make_template_parts(photos[t], p)
+        parts = part_labels(view.image)
         meas: list[Measurement] = []
         groups: list[int] = []
         for j, ds in enumerate(keyed):
@@ -182,7 +188,8 @@ def build_product_inspection(
             for d, lk in ds:
                 reg = register(d, lk, kp, item, search, p.registration)
                 if reg.ok and reg.homography is not None:
-                    meas.append(measure(d, reg.homography, view, p.cell, p.match_resolution, p.flow_sigma, p.flow_max))
+                    placement = place_parts(d, reg.homography, kp, parts, p.registration)
+                    meas.append(measure(d, reg.homography, view, p.cell, p.match_resolution, p.flow_sigma, p.flow_max, placement))
                     groups.append(j)
                 else:
                     logger.debug("%s template %d: null sample of photo %d not registered: %s", product, t, j, reg.reason)
@@ -190,7 +197,7 @@ def build_product_inspection(
             logger.warning("%s: template %d dropped, only %d null photos registered", product, t, len(set(groups)))
             continue
         null = fit_null(meas, groups, view.norm, view.mask, p.cell, p.null_smooth)
-        built.append(Template(t, view, kp, item, search, null, s))
+        built.append(Template(t, view, kp, item, search, null, s, parts))
         logger.info("%s: template %d, %d null samples", product, t, len(meas))
     if not built:
         raise InspectionError(f"{product}: no template could be built (genuine photos do not register to each other)")

@@ -81,7 +81,7 @@ DEFAULT_MODEL_BATCH_SIZE = 8
 """Photos per ONNX Runtime call. The int8 model costs 2.0 ms of CPU per photo in batches of 1-8 and
 2.6 ms in batches of 32 (1 thread, this machine): small batches keep the activations in cache."""
 
-_NO_TENSORS = np.empty((0, 3, 1, 1), dtype=np.float32)
+_NO_TENSORS = np.empty((0, 1, 1, 3), dtype=np.uint8)
 
 
 def default_threads(cpus: int | None = None) -> tuple[int, int]:
@@ -155,7 +155,7 @@ class _Item:
 @dataclass
 class _Batch:
     items: list[_Item]
-    tensors: np.ndarray  # (n_ok, 3, S, S) float32
+    tensors: np.ndarray  # (n_ok, S, S, 3) uint8: the model's crops (normalised by the model or the embedder)
     hashes: np.ndarray  # (n_ok, 2, 8) uint8
     ok: list[int]  # positions in items that decoded
     errors: dict[int, str]
@@ -262,12 +262,12 @@ class Scanner:
         embed_pool = ThreadPoolExecutor(1, thread_name_prefix="authvision-embed")
         search_pool = ThreadPoolExecutor(self.evidence_workers, thread_name_prefix="authvision-evidence", initializer=_one_openmp_thread)
         window: deque[tuple[Future[_Batch], Future[_Batch], Future[list[ScanResult]]]] = deque()
-        # One tensor buffer per batch in flight, reused: allocating ~20 MB per batch let glibc's
-        # per-thread arenas fragment, and RSS crept up by ~10% over 10k listings.
+        # One pixel buffer per batch in flight, reused: allocating a batch's tensors each time let
+        # glibc's per-thread arenas fragment, and RSS crept up by ~10% over 10k listings.
         side = self.checker.embedder.manifest.preprocess.input_size
         buffers: queue.SimpleQueue[np.ndarray] = queue.SimpleQueue()
         for _ in range(self.queue_size):
-            buffers.put(np.empty((self.batch_size, 3, side, side), dtype=np.float32))
+            buffers.put(np.empty((self.batch_size, side, side, 3), dtype=np.uint8))
         try:
             for chunk in _chunks(items, self.batch_size):
                 # Each stage's thread waits on the previous stage's future of the same batch, so
@@ -300,7 +300,7 @@ class Scanner:
             start = time.perf_counter()
             try:
                 image = decode(item.source).image
-                transform(image, tensor_out=tensors[len(ok)], hash_out=hashes[len(ok)])
+                transform(image, pixels_out=tensors[len(ok)], hash_out=hashes[len(ok)])
                 ok.append(i)
                 images.append(image)
             except Exception as exc:  # noqa: BLE001 - any bad input must become an error row, never stop a scan

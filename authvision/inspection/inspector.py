@@ -14,7 +14,7 @@ from authvision.errors import InspectionError
 from authvision.inspection.compare import Measurement, measure
 from authvision.inspection.null import CHANNELS, cell_z, pixel_z, raw_channels, standardise
 from authvision.inspection.product import ProductInspection, Template
-from authvision.inspection.registration import Registration, listing_keypoints, register
+from authvision.inspection.registration import Registration, listing_keypoints, register_templates
 
 logger = logging.getLogger(__name__)
 
@@ -122,8 +122,8 @@ def inspect(listing: np.ndarray, data: ProductInspection, *, regions: int = 5, h
     best: tuple[float, int, Registration, Measurement, dict[str, float]] | None = None
     failed: list[Registration] = []
     per_template = []
-    for i, t in enumerate(data.templates):
-        reg = register(listing, lk, t.keypoints, t.item, t.search, p.registration)
+    regs = register_templates(lk, [t.target for t in data.templates], data.links, p.registration)
+    for i, (t, reg) in enumerate(zip(data.templates, regs)):
         if not reg.ok or reg.homography is None:
             failed.append(reg)
             continue

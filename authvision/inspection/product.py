@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -21,16 +22,18 @@ from authvision.inspection.null import NullStats, fit_null
 from authvision.inspection.registration import (
     Keypoints,
     RegistrationParams,
+    Target,
     detect,
     gray,
+    link_templates,
     listing_keypoints,
-    register,
+    register_templates,
 )
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "authvision.inspection"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,14 @@ class Template:
     null: NullStats
     scale: float
     """Template frame pixels per source-photo pixel."""
+    links: np.ndarray = field(default_factory=lambda: np.zeros((0, 3, 3)), compare=False)
+    """Homographies (T x 3 x 3) from this template's frame into each template's frame, in template
+    order; all zeros where this template does not register to that one."""
+
+    @cached_property
+    def target(self) -> Target:
+        """What registration needs of this template."""
+        return Target(self.keypoints, self.item, self.search)
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,14 @@ class ProductInspection:
     seed: int
     params: InspectionParams
     templates: tuple[Template, ...]
+
+    @cached_property
+    def links(self) -> np.ndarray | None:
+        """Template-to-template homographies (T x T x 3 x 3, see :attr:`Template.links`), or None when absent."""
+        n = len(self.templates)
+        if any(t.links.shape != (n, 3, 3) for t in self.templates):
+            return None
+        return np.stack([t.links for t in self.templates])
 
     def to_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
         """Numpy arrays and JSON-able metadata (see :meth:`from_arrays`)."""
@@ -171,16 +190,22 @@ def build_product_inspection(
     rng = np.random.default_rng([seed, zlib.crc32(product.encode())])
     degraded = [[simulate_listing(g, rng) for _ in range(p.null_per_reference)] for g in photos]
     keyed = [[(d, listing_keypoints(d, p.registration)) for d in ds] for ds in degraded]
-    built = []
-    for t in choose_templates(photos, templates, p.selection):
-        view, kp, item, search, s = make_template_parts(photos[t], p)
+    chosen = choose_templates(photos, templates, p.selection)
+    parts = [make_template_parts(photos[t], p) for t in chosen]
+    targets = [Target(kp, item, search) for _, kp, item, search, _ in parts]
+    links = link_templates([view.image for view, *_ in parts], targets, p.registration)
+    # every simulated listing registered to every template the way a listing is (same registration path)
+    regs = [[register_templates(lk, targets, links, p.registration) for d, lk in ds] for ds in keyed]
+    built: list[tuple[int, Template]] = []
+    for ti, t in enumerate(chosen):
+        view, kp, item, search, s = parts[ti]
         meas: list[Measurement] = []
         groups: list[int] = []
         for j, ds in enumerate(keyed):
             if j == t:
                 continue
-            for d, lk in ds:
-                reg = register(d, lk, kp, item, search, p.registration)
+            for (d, _), rr in zip(ds, regs[j]):
+                reg = rr[ti]
                 if reg.ok and reg.homography is not None:
                     meas.append(measure(d, reg.homography, view, p.cell, p.match_resolution, p.flow_sigma, p.flow_max))
                     groups.append(j)
@@ -190,8 +215,10 @@ def build_product_inspection(
             logger.warning("%s: template %d dropped, only %d null photos registered", product, t, len(set(groups)))
             continue
         null = fit_null(meas, groups, view.norm, view.mask, p.cell, p.null_smooth)
-        built.append(Template(t, view, kp, item, search, null, s))
+        built.append((ti, Template(t, view, kp, item, search, null, s)))
         logger.info("%s: template %d, %d null samples", product, t, len(meas))
     if not built:
         raise InspectionError(f"{product}: no template could be built (genuine photos do not register to each other)")
-    return ProductInspection(product, int(seed), p, tuple(built))
+    kept = [ti for ti, _ in built]
+    final = tuple(replace(tm, links=links[ti][kept]) for ti, tm in built)
+    return ProductInspection(product, int(seed), p, final)

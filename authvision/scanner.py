@@ -7,9 +7,11 @@ million paths is never held in memory. Work is pipelined over threads, each stag
 ::
 
     inputs ─► batches of ``batch_size`` ─► decode pool (``decode_workers`` threads), per photo:
-                 decode (JPEG draft to the model's size) → resize → crop → tensor, and the
-                 perceptual hashes from that decoded image (reusing the resize when they can)
-           ─► embed thread: ONNX Runtime, in slices of ``model_batch_size``
+                 decode (JPEG draft to the model's size) → resize → centre crop, kept as uint8
+                 pixels, and both perceptual hashes from that decoded image (reusing the resize
+                 when no border is trimmed; one thumbnail and one DCT for photo and mirror)
+           ─► embed thread: normalise (one table lookup per slice) and ONNX Runtime, in slices of
+                 ``model_batch_size``
            ─► evidence stage: one batched FAISS search + hash lookup (the screen), then every
                  evidence provider of the checker (``AuthenticityChecker.verdicts_for``, the same
                  path as ``check``) → verdicts. One thread, or ``evidence_workers`` threads when a
@@ -17,13 +19,18 @@ million paths is never held in memory. Work is pipelined over threads, each stag
            ─► caller's thread: results in input order
 
 Pillow, numpy, FAISS and ONNX Runtime release the GIL in their heavy loops, so the stages overlap
-on separate cores. At most ``queue_size`` batches are in flight, whatever the number of inputs
-(~0.6 MB of tensor per photo in flight), so memory stays flat.
+on separate cores; each takes it back between loops, and at Python's default switch interval a
+thread that wants it back waits up to 5 ms behind a decode worker's Python code, so a scan lowers
+the interval while it runs (:data:`DEFAULT_SWITCH_INTERVAL`). At most ``queue_size`` batches are in
+flight, whatever the number of inputs (~150 KB of pixels per photo in flight), so memory stays flat.
 
-Where a photo's CPU time goes (one 800 px JPEG listing, 2-core AMD EPYC, 100k references):
-decode 0.9 ms, model resize + tensor 1.0 ms, perceptual hashes 1.5-2 ms (border trim, canonical
-resize, two pHashes), int8 model 2.0-2.1 ms, search and verdict 0.45 ms: ~6.5 ms, so ~300
-listings/s is the ceiling on two idle cores; see :func:`default_threads` for the thread split.
+Where a photo's CPU time goes (one 800 px JPEG listing, 62% of them padded, one thread each, 2-core
+AMD EPYC shared at load average 5.5-6.8, so ~2.5x the idle figures; benchmarks/scan_throughput.py
+prints the table): decode 1.8 ms, resize 1.4 ms, crop 0.1 ms, the hashes' canonical image 2.2 ms
+(border trim 1.2 ms, and a second resize when a border was trimmed), both pHashes 0.6 ms,
+normalising 0.3-0.7 ms, the int8 model 5.2-5.8 ms, screen and evidence 0.6-0.7 ms. Before issue 15
+(same run): the transform took 5.7-5.9 ms per photo where it takes 4.2-5.0 ms plus normalising in
+the embed thread; the two pHashes 1.2-1.3 ms where they take 0.5-0.7 ms.
 
 :func:`scan_to_jsonl` writes results through :class:`~authvision.journal.ResultJournal`, JSON lines
 that a ``kill -9`` cannot tear or lose, and a resumed scan skips the inputs already written (see
@@ -106,11 +113,13 @@ _NO_TENSORS = np.empty((0, 1, 1, 3), dtype=np.uint8)
 def default_threads(cpus: int | None = None) -> tuple[int, int]:
     """(ONNX Runtime intra-op threads, decode workers) for a scan on ``cpus`` cores.
 
-    Decoding + hashing takes ~60% of a listing's CPU time, the int8 model ~33%, search ~7%. One ORT
-    thread is the most CPU-efficient (2.0 ms/photo; with 2 threads its spinning pool cost 3 ms more
-    CPU per listing in the whole scan), and on 2 cores one decode worker is the bottleneck (busy
-    100% while ORT waits for it 35% of the time) where two keep ORT busy 98%. Hence a quarter of
-    the cores (at least 1) for ORT and the rest, plus one, for decoding.
+    Decoding + preparing (resize, crop, hashes) takes ~50% of a listing's CPU time, normalising and
+    the int8 model ~45%, search ~5%. One ORT thread is the most CPU-efficient: re-measured after
+    issue 15 (2,000-input scans, 2 cores at load 4.3-7.9), ORT 1 thread cost 12.7-13.4 ms CPU per
+    listing, 2 threads 17.1-19.2 ms (its spinning pool) and no more listings/s; with one ORT thread,
+    1, 2 or 3 decode workers were within the noise of each other (47-63 listings/s), and earlier
+    measurements on idle cores found one decode worker the bottleneck. Hence a quarter of the cores
+    (at least 1) for ORT and the rest, plus one, for decoding.
     """
     cpus = cpus or available_cpus()
     ort = max(1, cpus // 4)

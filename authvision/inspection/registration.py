@@ -7,11 +7,12 @@ again there and matched within a small spatial gate, a second fit is composed on
 (inliers, reprojection error, a sane, well-conditioned homography that covers the item).
 
 Speed (:func:`register_templates`): descriptors are matched with an exact FAISS binary index (the
-same nearest neighbours as OpenCV's brute-force matcher, several times cheaper); the mirror is tried
-only when the plain fit is weak; one template (the anchor) is registered from scratch and the others
-start from the anchor's homography composed with template-to-template homographies computed when
-the product's data is built, so that only their second pass runs (a full registration is the
-fallback when it fails).
+same nearest neighbours as OpenCV's brute-force matcher, several times cheaper); one template (the
+anchor) is registered from scratch, plain and mirrored, and the others start from the anchor's
+homography composed with template-to-template homographies computed when the product's data is
+built, so that only their second pass runs (a registration from scratch is the fallback when it
+fails); the second pass detects 1000 keypoints on a 3-level pyramid (the pre-warped listing is
+already at the template's scale).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class RegistrationParams:
     side: int = 480
     """Longest side in pixels at which listing keypoints are detected."""
     nfeatures: int = 3000
-    """ORB keypoints of a template (and of the second pass in the template frame)."""
+    """ORB keypoints of a template."""
     listing_features: int = 3000
     """ORB keypoints of the listing (and of its mirror) for the coarse pass."""
     ratio: float = 0.8
@@ -51,11 +52,11 @@ class RegistrationParams:
     """The mirror is tried only when the plain coarse fit has fewer inliers than this (0: always). Off:
     on near-symmetric items a mirrored photo's plain fit often reaches 30 inliers, and the demo kit's
     fake ROC-AUC fell from 0.85 to 0.61 on its perfume and handbag with 30."""
-    derive: bool = False
+    derive: bool = True
     """Start the other templates from the anchor template's fit and the template-to-template homographies."""
-    refine_features: int = 3000
+    refine_features: int = 1000
     """ORB keypoints of the pre-warped listing in the second pass."""
-    refine_levels: int = 8
+    refine_levels: int = 3
     """ORB pyramid levels in the second pass (the pre-warped listing is already at the template's scale)."""
 
 

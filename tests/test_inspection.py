@@ -120,7 +120,7 @@ def test_derived_registrations_recover_a_known_homography_within_a_pixel(data3, 
     t1 = data3.templates[1]
     listing, Hk = _known_view(genuine[t1.source])  # template 1's own photo through a known homography
     truth = np.diag([t1.scale, t1.scale, 1.0]) @ np.linalg.inv(Hk)  # listing -> template 1's frame
-    targets = [t.target for t in data3.templates]
+    targets = data3.targets
     p = data3.params.registration
     lk = listing_keypoints(listing, p)
     ys, xs = np.nonzero(t1.item)
@@ -161,7 +161,7 @@ def test_unlinked_templates_are_registered_from_scratch(data3, genuine):
     listing, _ = _known_view(genuine[4])
     p = replace(data3.params.registration, derive=True)
     unlinked = np.zeros_like(data3.links)
-    regs = register_templates(listing_keypoints(listing, p), [t.target for t in data3.templates], unlinked, p)
+    regs = register_templates(listing_keypoints(listing, p), data3.targets, unlinked, p)
     assert all(r.ok for r in regs)
 
 

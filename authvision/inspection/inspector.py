@@ -122,7 +122,7 @@ def inspect(listing: np.ndarray, data: ProductInspection, *, regions: int = 5, h
     best: tuple[float, int, Registration, Measurement, dict[str, float]] | None = None
     failed: list[Registration] = []
     per_template = []
-    regs = register_templates(lk, [t.target for t in data.templates], data.links, p.registration)
+    regs = register_templates(lk, data.targets, data.links, p.registration)
     for i, (t, reg) in enumerate(zip(data.templates, regs)):
         if not reg.ok or reg.homography is None:
             failed.append(reg)

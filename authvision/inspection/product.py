@@ -27,6 +27,7 @@ from authvision.inspection.registration import (
     gray,
     link_templates,
     listing_keypoints,
+    make_target,
     register_templates,
 )
 
@@ -73,11 +74,6 @@ class Template:
     """Homographies (T x 3 x 3) from this template's frame into each template's frame, in template
     order; all zeros where this template does not register to that one."""
 
-    @cached_property
-    def target(self) -> Target:
-        """What registration needs of this template."""
-        return Target(self.keypoints, self.item, self.search)
-
 
 @dataclass(frozen=True)
 class ProductInspection:
@@ -87,6 +83,11 @@ class ProductInspection:
     seed: int
     params: InspectionParams
     templates: tuple[Template, ...]
+
+    @cached_property
+    def targets(self) -> list[Target]:
+        """What registration needs of each template."""
+        return [make_target(t.view.image, t.keypoints, t.item, t.search, self.params.registration) for t in self.templates]
 
     @cached_property
     def links(self) -> np.ndarray | None:
@@ -192,7 +193,7 @@ def build_product_inspection(
     keyed = [[(d, listing_keypoints(d, p.registration)) for d in ds] for ds in degraded]
     chosen = choose_templates(photos, templates, p.selection)
     parts = [make_template_parts(photos[t], p) for t in chosen]
-    targets = [Target(kp, item, search) for _, kp, item, search, _ in parts]
+    targets = [make_target(view.image, kp, item, search, p.registration) for view, kp, item, search, _ in parts]
     links = link_templates([view.image for view, *_ in parts], targets, p.registration)
     # every simulated listing registered to every template the way a listing is (same registration path)
     regs = [[register_templates(lk, targets, links, p.registration) for d, lk in ds] for ds in keyed]

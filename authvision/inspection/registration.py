@@ -12,7 +12,7 @@ anchor) is registered from scratch, plain and mirrored, and the others start fro
 homography composed with template-to-template homographies computed when the product's data is
 built, so that only their second pass runs (a registration from scratch is the fallback when it
 fails); the second pass detects 1000 keypoints on a 3-level pyramid (the pre-warped listing is
-already at the template's scale).
+already at the template's scale) and matches them to template keypoints detected the same way.
 """
 
 from __future__ import annotations
@@ -58,6 +58,9 @@ class RegistrationParams:
     """ORB keypoints of the pre-warped listing in the second pass."""
     refine_levels: int = 3
     """ORB pyramid levels in the second pass (the pre-warped listing is already at the template's scale)."""
+    refine_alike: bool = True
+    """Second pass against template keypoints detected like the pre-warped listing's (``refine_features``
+    on ``refine_levels`` levels) instead of the template's coarse-pass keypoints."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,15 @@ class Target:
     keypoints: Keypoints
     item: np.ndarray
     search: np.ndarray
+    refine_keypoints: Keypoints | None = None
+    """Keypoints of the second pass (None: ``keypoints``)."""
+
+
+def make_target(frame: np.ndarray, keypoints: Keypoints, item: np.ndarray, search: np.ndarray, p: RegistrationParams) -> Target:
+    """A template's :class:`Target` from its frame image (RGB) and masks; with ``p.refine_alike`` its
+    second-pass keypoints are detected here (deterministic, a few ms: not persisted)."""
+    refine = detect(gray(frame), item, p.refine_features, p.refine_levels) if p.refine_alike else None
+    return Target(keypoints, item, search, refine)
 
 
 def gray(rgb: np.ndarray) -> np.ndarray:
@@ -191,8 +203,9 @@ def _refine(lk: ListingKeypoints, H: np.ndarray, target: Target, p: Registration
     fh, fw = target.search.shape
     warped = cv2.warpPerspective(lk.gray, H, (fw, fh), flags=cv2.INTER_LINEAR)
     wk = detect(warped, target.search, p.refine_features, p.refine_levels)
-    li, ti = _ratio_matches(target.keypoints, wk, 0.9)
-    q, t = wk.points[li], target.keypoints.points[ti]
+    tk = target.keypoints if target.refine_keypoints is None else target.refine_keypoints
+    li, ti = _ratio_matches(tk, wk, 0.9)
+    q, t = wk.points[li], tk.points[ti]
     if len(q) < 12:
         return None
     near = np.all(np.abs(q - t) < p.refine_gate_px, axis=1)

@@ -20,6 +20,14 @@ Signing (:mod:`authvision.signing`): with keys, :func:`write_directory` also wri
 before parsing them; since the manifest holds every file's sha256, :func:`read_verified` then hands
 parsers only signed bytes.
 
+Loading while another thread or process saves the same directory: a loader resolves the path once
+and reads each file through it, so a swap in the middle hands it files of two saves (or none, between
+the renames), which fail their checks. :func:`load_consistent` runs a load again, a bounded number of
+times with a short backoff, when the directory was replaced while it read (each save's manifest holds
+a fresh ``save_id``, so a different ``manifest.json`` means a different save); a load that fails on a
+directory nobody replaced raises its own precise error at once. Every load that succeeds has read the
+files of one save only: each was checked against the one manifest it started from.
+
 A write that runs out of space (``ENOSPC`` / ``EDQUOT``) raises :class:`~authvision.errors.StorageFullError`
 after removing its partial temporary directory; the previous save is untouched.
 """
@@ -33,16 +41,25 @@ import logging
 import os
 import secrets
 import shutil
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from .errors import IndexFormatError, StorageFullError
+from .errors import AuthvisionError, IndexFormatError, StorageFullError
 from .signing import SIGNATURE_FILE, signature_line, verify_signature
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 
-__all__ = ["SAVE_MANIFEST", "read_manifest", "read_verified", "resolve_directory", "sha256_hex", "write_directory"]
+__all__ = [
+    "SAVE_MANIFEST",
+    "load_consistent",
+    "read_manifest",
+    "read_verified",
+    "resolve_directory",
+    "sha256_hex",
+    "write_directory",
+]
 
 LOG = logging.getLogger(__name__)
 
@@ -50,6 +67,11 @@ SAVE_MANIFEST = "manifest.json"
 """The manifest of a saved directory (a checker or an index): its format and every file's sha256 and size.
 Not the model manifest (:data:`authvision.manifest.MODEL_MANIFEST`), which happens to share the file name."""
 _MAX_MANIFEST_BYTES = 1 << 20
+_LOAD_ATTEMPTS = 10
+_LOAD_BACKOFF_S = 0.002  # doubled after each attempt, at most _LOAD_BACKOFF_MAX_S
+_LOAD_BACKOFF_MAX_S = 0.1
+
+T = TypeVar("T")
 
 
 def sha256_hex(data: bytes | memoryview) -> str:
@@ -105,6 +127,7 @@ def write_directory(
             raise ValueError(f"bad file name in a saved directory: {name!r}")
     directory.parent.mkdir(parents=True, exist_ok=True)
     manifest = dict(manifest)
+    manifest["save_id"] = secrets.token_hex(8)  # tells a loader that a save replaced the directory it reads
     manifest["files"] = {name: {"sha256": sha256_hex(data), "bytes": len(data)} for name, data in sorted(files.items())}
 
     tmp = directory.parent / f".{directory.name}.tmp-{secrets.token_hex(4)}"
@@ -153,7 +176,7 @@ def write_directory(
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def resolve_directory(directory: str | os.PathLike[str]) -> Path:
+def resolve_directory(directory: str | os.PathLike[str], *, warn: bool = True) -> Path:
     """The directory to load: ``directory`` itself, or the previous save a crashed swap left aside."""
     directory = Path(directory)
     if directory.is_dir():
@@ -164,8 +187,47 @@ def resolve_directory(directory: str | os.PathLike[str]) -> Path:
     if not candidates:
         raise FileNotFoundError(f"no saved directory at {directory}")
     chosen = max(candidates, key=lambda path: (path / SAVE_MANIFEST).stat().st_mtime)
-    LOG.warning("%s is missing (a save was interrupted); loading the previous save from %s", directory, chosen)
+    if warn:
+        LOG.warning("%s is missing (a save was interrupted); loading the previous save from %s", directory, chosen)
     return chosen
+
+
+def _generation(directory: Path) -> tuple[Path, str] | None:
+    """Which save ``directory`` holds now: the path a loader would read and its manifest's sha256."""
+    try:
+        path = resolve_directory(directory, warn=False)
+        with open(path / SAVE_MANIFEST, "rb") as handle:
+            return path, sha256_hex(handle.read(_MAX_MANIFEST_BYTES + 1))
+    except (OSError, AuthvisionError):
+        return None
+
+
+def load_consistent(directory: str | os.PathLike[str], load: Callable[[Path], T], *, what: str = "directory") -> T:
+    """``load(path)`` of the save in ``directory``, run again when a concurrent save replaced it meanwhile.
+
+    ``path`` is ``directory`` or the previous save a crashed swap left aside (:func:`resolve_directory`).
+    A failure (an :class:`~authvision.errors.AuthvisionError` or an ``OSError``) on a directory that
+    did not change is raised as it is; after :data:`_LOAD_ATTEMPTS` loads that each saw the directory
+    replaced, :class:`~authvision.errors.IndexFormatError` says so.
+    """
+    directory = Path(directory)
+    delay = _LOAD_BACKOFF_S
+    for attempt in range(1, _LOAD_ATTEMPTS + 1):
+        before = _generation(directory)
+        try:
+            return load(resolve_directory(directory))
+        except (AuthvisionError, OSError) as exc:
+            if isinstance(exc, StorageFullError) or _generation(directory) == before:
+                raise  # nobody replaced the directory: the failure is its own
+            if attempt == _LOAD_ATTEMPTS:
+                raise IndexFormatError(
+                    f"the {what} at {directory} was replaced by another save during each of {_LOAD_ATTEMPTS} "
+                    "attempts to load it: load it again when saving pauses"
+                ) from exc
+            LOG.debug("%s changed while it was loaded (%s); loading it again (attempt %d)", directory, exc, attempt + 1)
+        time.sleep(delay)
+        delay = min(2 * delay, _LOAD_BACKOFF_MAX_S)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def read_manifest(

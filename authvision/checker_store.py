@@ -45,7 +45,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._storage import read_manifest, read_verified, resolve_directory, write_directory
+from ._storage import load_consistent, read_manifest, read_verified, write_directory
 from ._version import __version__
 from .calibration import Calibration, CalibrationReport
 from .embedder import Embedder, default_model_dir
@@ -127,7 +127,6 @@ def _model_reference(checker: AuthenticityChecker) -> dict[str, Any]:
     }
 
 
-
 def load_checker(
     cls: type[AuthenticityChecker],
     directory: str | os.PathLike[str],
@@ -138,9 +137,32 @@ def load_checker(
     discard_calibration: bool = False,
     signing_key: KeyArg = None,
 ) -> AuthenticityChecker:
-    """What :meth:`AuthenticityChecker.load` does (its arguments are documented there)."""
+    """What :meth:`AuthenticityChecker.load` does (its arguments are documented there).
+
+    A save replacing ``directory`` meanwhile makes it load again (:func:`authvision._storage.load_consistent`).
+    """
     keys = resolve_keys(signing_key)
-    path = resolve_directory(directory)
+    return load_consistent(
+        directory,
+        functools.partial(
+            _load_from, cls, embedder=embedder, num_threads=num_threads, providers=providers,
+            discard_calibration=discard_calibration, keys=keys,
+        ),
+        what="checker",
+    )
+
+
+def _load_from(
+    cls: type[AuthenticityChecker],
+    path: Path,
+    *,
+    embedder: Embedder | None,
+    num_threads: int | None,
+    providers: Sequence[EvidenceProvider] | None,
+    discard_calibration: bool,
+    keys: list[bytes],
+) -> AuthenticityChecker:
+    """One attempt at loading the checker saved at ``path`` (resolved)."""
     manifest = read_manifest(
         path, format_name=FORMAT_NAME, supported_versions=(1, FORMAT_VERSION), signing_keys=keys, what="checker"
     )
@@ -197,8 +219,6 @@ def load_checker(
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:  # found by tests/test_fuzz.py
         raise IndexFormatError(f"{path / _CHECKER_FILE} is malformed: {exc!r}") from exc
     return checker
-
-
 
 
 def _load_model(path: Path, manifest: dict[str, Any], model: dict[str, Any], num_threads: int | None) -> Embedder:

@@ -25,7 +25,7 @@ from PIL import Image
 from .errors import ModelLoadError
 from .imageio import DecodedImage, ImageSource, decode_image
 from .manifest import MODEL_MANIFEST, ModelManifest, read_manifest_bytes, read_model_file
-from .preprocess import preprocess_batch
+from .preprocess import pixels_batch, pixels_to_tensor
 from .signing import KeyArg, note_unauthenticated, resolve_keys, verify_signature
 
 log = logging.getLogger(__name__)
@@ -194,28 +194,47 @@ class Embedder:
         logits = np.empty(len(images), dtype=np.float32) if self.has_fake_head else None
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
-            out = self.run_tensors(preprocess_batch(chunk, self.manifest.preprocess))
+            out = self.run_tensors(pixels_batch(chunk, self.manifest.preprocess))
             vectors[start : start + len(chunk)] = out.vectors
             if logits is not None:
                 logits[start : start + len(chunk)] = out.fake_logits
         return ModelOutput(vectors, logits)
 
     def embed_tensors(self, batch: np.ndarray) -> np.ndarray:
-        """Run the model on preprocessed (n, 3, S, S) float32 tensors."""
+        """Run the model on a prepared batch (see :meth:`run_tensors`)."""
         return self.run_tensors(batch).vectors
 
     def run_tensors(self, batch: np.ndarray) -> ModelOutput:
-        """Embeddings (and fake logits, for a model with a head) of preprocessed (n, 3, S, S) tensors."""
+        """Embeddings (and fake logits, for a model with a head) of a prepared batch.
+
+        ``batch``: uint8 (n, S, S, 3) crops (``preprocess.pixels_batch``, what checker and scanner
+        prepare), normalised here in one table lookup for the whole batch, or normalised float32
+        (n, 3, S, S) tensors (``preprocess.preprocess_batch``). Normalising inside the ONNX graph
+        instead was measured and did not pay: see benchmarks/scan_throughput.py.
+        """
         if len(batch) == 0:
             return ModelOutput(np.empty((0, self.dim), dtype=np.float32),
                                np.empty(0, dtype=np.float32) if self.has_fake_head else None)
-        outputs = self._session.run(self._outputs, {self.manifest.input_name: batch})  # type: ignore[attr-defined]
+        feed = self._model_input(batch)
+        outputs = self._session.run(self._outputs, {self.manifest.input_name: feed})  # type: ignore[attr-defined]
         vectors = np.asarray(outputs[0], dtype=np.float32)
         # The graph normalises already; int8 rounding leaves norms a hair off 1, so normalise again.
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         vectors = vectors / np.maximum(norms, np.float32(1e-12))
         logits = np.asarray(outputs[1], dtype=np.float32).reshape(-1) if self.has_fake_head else None
         return ModelOutput(vectors, logits)
+
+    def _model_input(self, batch: np.ndarray) -> np.ndarray:
+        config = self.manifest.preprocess
+        side = config.input_size
+        if batch.dtype == np.uint8 and batch.shape[1:] == (side, side, 3):
+            return pixels_to_tensor(batch, config)
+        if batch.dtype == np.float32 and batch.shape[1:] == (3, side, side):
+            return batch
+        raise ValueError(
+            f"expected uint8 (n, {side}, {side}, 3) pixels or float32 (n, 3, {side}, {side}) tensors, "
+            f"got {batch.dtype} {batch.shape}"
+        )
 
     @property
     def has_fake_head(self) -> bool:
@@ -224,3 +243,4 @@ class Embedder:
 
     def __repr__(self) -> str:
         return f"Embedder({self.manifest.name!r}, precision={self.precision!r}, dim={self.dim}, source={str(self.source)!r})"
+

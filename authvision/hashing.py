@@ -25,9 +25,9 @@ re-compression (q=40: up to 14), and tiny graphics on flat backgrounds (the 128-
 
 from __future__ import annotations
 
-import imagehash
 import numpy as np
-from PIL import Image, ImageOps
+import scipy.fftpack
+from PIL import Image
 
 __all__ = [
     "CANONICAL_SIDE",
@@ -37,6 +37,7 @@ __all__ = [
     "hash_to_hex",
     "hex_to_hash",
     "perceptual_hashes",
+    "phash_pair",
     "trim_uniform_border",
 ]
 
@@ -150,9 +151,26 @@ def _canonical(image: Image.Image, resized: Image.Image | None = None, trim: boo
     return trimmed.resize(size, Image.Resampling.BILINEAR, reducing_gap=_REDUCING_GAP)
 
 
-def _phash_bytes(image: Image.Image) -> np.ndarray:
-    bits = imagehash.phash(image, hash_size=8).hash  # (8, 8) bool
-    return np.packbits(bits.reshape(-1))
+_PHASH_SIZE = 8  # imagehash.phash(hash_size=8): the 8x8 lowest frequencies
+_PHASH_SAMPLE = 32  # ... of the DCT of a 32x32 (hash_size x highfreq_factor 4) Lanczos thumbnail
+_MIRROR_SIGNS = np.where(np.arange(_PHASH_SIZE) % 2 == 0, 1.0, -1.0)
+
+
+def phash_pair(gray: Image.Image) -> np.ndarray:
+    """Packed pHashes (uint8 (2, 8)) of a mode-"L" image and of its horizontal mirror, from one DCT.
+
+    Each row is bit for bit ``imagehash.phash(image, hash_size=8)`` (the same Lanczos thumbnail, the
+    same ``scipy.fftpack`` DCT, the median threshold). The mirror needs no second thumbnail or DCT:
+    Pillow's resampling is symmetric, so the mirror's thumbnail is the thumbnail mirrored, and
+    mirroring a row flips the sign of its odd DCT-II frequencies (X'[k] = (-1)^k X[k]).
+    tests/test_hashing.py holds both rows equal to imagehash's on real photos.
+    """
+    thumbnail = np.asarray(gray.resize((_PHASH_SAMPLE, _PHASH_SAMPLE), Image.Resampling.LANCZOS))
+    dct = scipy.fftpack.dct(scipy.fftpack.dct(thumbnail, axis=0), axis=1)
+    low = dct[:_PHASH_SIZE, :_PHASH_SIZE]
+    mirrored = low * _MIRROR_SIGNS
+    bits = np.stack([low > np.median(low), mirrored > np.median(mirrored)])
+    return np.packbits(bits.reshape(2, -1), axis=1)
 
 
 def perceptual_hashes(image: Image.Image, *, resized: Image.Image | None = None, trim: bool = True) -> np.ndarray:
@@ -165,7 +183,7 @@ def perceptual_hashes(image: Image.Image, *, resized: Image.Image | None = None,
     included (for grouping photos whose backdrops are near-uniform, see authvision_train.data).
     """
     gray = _canonical(image, resized, trim).convert("L")  # what phash hashes; mirroring commutes with it
-    return np.stack([_phash_bytes(gray), _phash_bytes(ImageOps.mirror(gray))])
+    return phash_pair(gray)
 
 
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)

@@ -59,7 +59,7 @@ from . import faiss_tools as ft
 from . import index_checks as checks
 from ._metadata import Metadata
 from ._rwlock import RWLock
-from ._storage import read_manifest, read_verified, resolve_directory, write_directory
+from ._storage import load_consistent, read_manifest, read_verified, write_directory
 from ._version import __version__
 from .errors import IncompatibleModelError, UnknownReferenceError
 from .faiss_tools import auto_factory
@@ -467,16 +467,19 @@ class ReferenceIndex:
         SignatureError when a key (``signing_key`` or ``AUTHVISION_CHECKER_KEY``) is set and the save is not signed by it.
         """
         keys = resolve_keys(signing_key)
-        path = resolve_directory(directory)
-        manifest = read_manifest(path, format_name=FORMAT_NAME, supported_versions=(FORMAT_VERSION,), signing_keys=keys, what="index")
-        if not keys:
-            note_unauthenticated("an index", path)
-        return cls.restore(
-            manifest,
-            lambda name: read_verified(path, manifest, name),
-            where=path,
-            expected_model_sha256=expected_model_sha256,
-        )
+
+        def load_from(path: Path) -> ReferenceIndex:  # again if a concurrent save replaces the directory meanwhile
+            manifest = read_manifest(path, format_name=FORMAT_NAME, supported_versions=(FORMAT_VERSION,), signing_keys=keys, what="index")
+            if not keys:
+                note_unauthenticated("an index", path)
+            return cls.restore(
+                manifest,
+                lambda name: read_verified(path, manifest, name),
+                where=path,
+                expected_model_sha256=expected_model_sha256,
+            )
+
+        return load_consistent(directory, load_from, what="index")
 
     @classmethod
     def restore(

@@ -1,4 +1,4 @@
-"""One way to prepare a photo: decoded RGB image → the model's input tensor and its perceptual hashes.
+"""One way to prepare a photo: decoded RGB image → the model's input pixels and its perceptual hashes.
 
 In the manner of timm's ``resolve_model_data_config`` → ``create_transform``: the transform is made
 from the model manifest's :class:`~authvision.manifest.PreprocessConfig`, and every caller (the
@@ -22,7 +22,7 @@ from PIL import Image
 from .errors import ImageDecodeError
 from .hashing import HASH_BYTES, perceptual_hashes
 from .manifest import PreprocessConfig
-from .preprocess import center_crop, resize_shorter, to_tensor
+from .preprocess import center_crop, pixels_to_tensor, resize_shorter
 
 if TYPE_CHECKING:
     from .embedder import Embedder
@@ -48,15 +48,23 @@ class PreparedPhoto:
     """What the screen needs of one decoded photo."""
 
     image: Image.Image  # the decoded RGB image
-    tensor: np.ndarray  # (3, S, S) float32, the model's input
+    pixels: np.ndarray  # (S, S, 3) uint8: the model's centre crop, before normalisation
     hashes: np.ndarray  # (2, HASH_BYTES) uint8: pHash of the photo and of its mirror
+    config: PreprocessConfig
+
+    @property
+    def tensor(self) -> np.ndarray:
+        """(3, S, S) float32: the crop normalised, as :func:`authvision.preprocess.preprocess` gives."""
+        return pixels_to_tensor(self.pixels[None], self.config)[0]
 
 
 class PhotoTransform:
-    """Decoded RGB image → :class:`PreparedPhoto` (resize shorter side, centre crop, normalise; hashes).
+    """Decoded RGB image → :class:`PreparedPhoto` (resize shorter side, centre crop; hashes).
 
-    The perceptual hashes reuse the model's resize when it is the canonical hashing resize (bilinear),
-    which gives the same hashes as computing them from scratch (see ``hashing.perceptual_hashes``).
+    The model's input stays uint8 pixels here (normalising is the model's, or the embedder's, job:
+    see :meth:`authvision.embedder.Embedder.run_tensors`). The perceptual hashes reuse the model's
+    resize when it is the canonical hashing resize (bilinear), which gives the same hashes as
+    computing them from scratch (see ``hashing.perceptual_hashes``).
     """
 
     def __init__(self, config: PreprocessConfig) -> None:
@@ -67,27 +75,30 @@ class PhotoTransform:
     def input_size(self) -> int:
         return self.config.input_size
 
-    def __call__(self, image: Image.Image, *, tensor_out: np.ndarray | None = None, hash_out: np.ndarray | None = None) -> PreparedPhoto:
-        """Prepare one image; ``tensor_out`` / ``hash_out`` receive the results in place when given."""
+    def __call__(self, image: Image.Image, *, pixels_out: np.ndarray | None = None, hash_out: np.ndarray | None = None) -> PreparedPhoto:
+        """Prepare one image; ``pixels_out`` / ``hash_out`` receive the results in place when given."""
         resized = resize_shorter(image, self.config)
-        tensor = to_tensor(center_crop(resized, self.config), self.config)
+        crop = center_crop(resized, self.config)
         hashes = perceptual_hashes(image, resized=resized if self._share_resize else None)
-        if tensor_out is not None:
-            tensor_out[...] = tensor
-            tensor = tensor_out
+        if pixels_out is not None:
+            pixels_out[...] = np.asarray(crop)
+            pixels = pixels_out
+        else:
+            pixels = np.asarray(crop, dtype=np.uint8)
         if hash_out is not None:
             hash_out[...] = hashes
             hashes = hash_out
-        return PreparedPhoto(image, tensor, hashes)
+        return PreparedPhoto(image, pixels, hashes, self.config)
 
     def batch(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
-        """(tensors (n, 3, S, S) float32, hashes (n, 2, HASH_BYTES) uint8) of decoded images."""
+        """(pixels (n, S, S, 3) uint8, hashes (n, 2, HASH_BYTES) uint8) of decoded images; the pixels
+        go to :meth:`authvision.embedder.Embedder.run_tensors` as they are."""
         side = self.config.input_size
-        tensors = np.empty((len(images), 3, side, side), dtype=np.float32)
+        pixels = np.empty((len(images), side, side, 3), dtype=np.uint8)
         hashes = np.empty((len(images), 2, HASH_BYTES), dtype=np.uint8)
         for i, image in enumerate(images):
-            self(image, tensor_out=tensors[i], hash_out=hashes[i])
-        return tensors, hashes
+            self(image, pixels_out=pixels[i], hash_out=hashes[i])
+        return pixels, hashes
 
     def __repr__(self) -> str:
         return f"PhotoTransform({self.config!r})"

@@ -1,5 +1,11 @@
 """The one preprocessing definition: decoded RGB image → normalised CHW float32 tensor.
 
+Two halves: the geometric one (:func:`to_pixels`: shorter side resized, centre crop, as uint8 HWC
+pixels) and the pixel one (:func:`pixels_to_tensor`: scale, normalise, HWC → CHW). Inference keeps
+the pixels uint8 until the model: a model exported with a uint8 NHWC input does the pixel half in
+its ONNX graph; for an older float-input model :class:`~authvision.embedder.Embedder` runs
+:func:`pixels_to_tensor` on the whole batch (a table lookup, bit-identical to normalising).
+
 The numpy path here serves ONNX Runtime inference; ``authvision_train.transforms`` builds the torch
 path from the same :class:`~authvision.manifest.PreprocessConfig` with torchvision transforms, and a
 test holds the two equal. Both resize with Pillow, so they agree to float rounding.
@@ -10,6 +16,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -52,15 +59,41 @@ def center_crop(image: Image.Image, config: PreprocessConfig) -> Image.Image:
     return image.crop(center_crop_box(image.width, image.height, config.input_size))
 
 
+def to_pixels(image: Image.Image, config: PreprocessConfig) -> np.ndarray:
+    """Geometric half: RGB image → the model's (input_size, input_size, 3) uint8 crop."""
+    return np.asarray(resize_and_crop(image, config), dtype=np.uint8)
+
+
 def to_tensor(image: Image.Image, config: PreprocessConfig) -> np.ndarray:
     """Pixel part: uint8 HWC → float32 CHW scaled to [0, 1] and normalised."""
     pixels = np.asarray(image, dtype=np.uint8)
     if pixels.ndim != 3 or pixels.shape[2] != 3:
         raise ValueError(f"to_tensor expects an RGB image, got an array of shape {pixels.shape}")
+    return pixels_to_tensor(pixels[None], config)[0]
+
+
+def pixels_to_tensor(pixels: np.ndarray, config: PreprocessConfig, out: np.ndarray | None = None) -> np.ndarray:
+    """Pixel half on a batch: uint8 (n, H, W, 3) → float32 (n, 3, H, W), scaled and normalised.
+
+    One uint8 transpose, then a table lookup per channel (cv2.LUT: ~0.15 ms per 224 px photo in a
+    batch, 5x numpy's ``take``), bit-identical to computing ``(x / 255 - mean) / std`` in float32.
+    """
+    if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[3] != 3:
+        raise ValueError(f"pixels_to_tensor expects uint8 (n, H, W, 3), got {pixels.dtype} {pixels.shape}")
+    n, height, width, _ = pixels.shape
+    if out is None:
+        out = np.empty((n, 3, height, width), dtype=np.float32)
+    if n == 0:
+        return out
+    planes = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))
     lut = _pixel_table(tuple(config.mean), tuple(config.std))
-    out = np.empty((3, pixels.shape[0], pixels.shape[1]), dtype=np.float32)
-    for channel in range(3):
-        np.take(lut[channel], pixels[:, :, channel], out=out[channel])
+    if (lut == lut[0]).all():  # one table for every channel (mean = std = 0.5 and the like): one call
+        tables, views = [lut[0]], [(planes, out)]
+    else:
+        tables, views = list(lut), [(planes[:, c], out[:, c]) for c in range(3)]
+    for table, (source, target) in zip(tables, views):
+        flat = np.ascontiguousarray(source).reshape(-1, width)
+        target[...] = cv2.LUT(flat, np.ascontiguousarray(table.reshape(1, 256))).reshape(target.shape)
     return out
 
 
@@ -82,9 +115,14 @@ def preprocess(image: Image.Image, config: PreprocessConfig) -> np.ndarray:
     return to_tensor(resize_and_crop(image, config), config)
 
 
+def pixels_batch(images: Sequence[Image.Image], config: PreprocessConfig) -> np.ndarray:
+    """RGB images → (n, input_size, input_size, 3) uint8 crops."""
+    out = np.empty((len(images), config.input_size, config.input_size, 3), dtype=np.uint8)
+    for i, image in enumerate(images):
+        out[i] = to_pixels(image, config)
+    return out
+
+
 def preprocess_batch(images: Sequence[Image.Image], config: PreprocessConfig) -> np.ndarray:
     """RGB images → (n, 3, input_size, input_size) float32."""
-    out = np.empty((len(images), 3, config.input_size, config.input_size), dtype=np.float32)
-    for i, image in enumerate(images):
-        out[i] = preprocess(image, config)
-    return out
+    return pixels_to_tensor(pixels_batch(images, config), config)

@@ -7,9 +7,11 @@ million paths is never held in memory. Work is pipelined over threads, each stag
 ::
 
     inputs ─► batches of ``batch_size`` ─► decode pool (``decode_workers`` threads), per photo:
-                 decode (JPEG draft to the model's size) → resize → crop → tensor, and the
-                 perceptual hashes from that decoded image (reusing the resize when they can)
-           ─► embed thread: ONNX Runtime, in slices of ``model_batch_size``
+                 decode (JPEG draft to the model's size) → resize → centre crop, kept as uint8
+                 pixels, and both perceptual hashes from that decoded image (reusing the resize
+                 when no border is trimmed; one thumbnail and one DCT for photo and mirror)
+           ─► embed thread: normalise (one table lookup per slice) and ONNX Runtime, in slices of
+                 ``model_batch_size``
            ─► evidence stage: one batched FAISS search + hash lookup (the screen), then every
                  evidence provider of the checker (``AuthenticityChecker.verdicts_for``, the same
                  path as ``check``) → verdicts. One thread, or ``evidence_workers`` threads when a
@@ -17,13 +19,18 @@ million paths is never held in memory. Work is pipelined over threads, each stag
            ─► caller's thread: results in input order
 
 Pillow, numpy, FAISS and ONNX Runtime release the GIL in their heavy loops, so the stages overlap
-on separate cores. At most ``queue_size`` batches are in flight, whatever the number of inputs
-(~0.6 MB of tensor per photo in flight), so memory stays flat.
+on separate cores; each takes it back between loops, and at Python's default switch interval a
+thread that wants it back waits up to 5 ms behind a decode worker's Python code, so a scan lowers
+the interval while it runs (:data:`DEFAULT_SWITCH_INTERVAL`). At most ``queue_size`` batches are in
+flight, whatever the number of inputs (~150 KB of pixels per photo in flight), so memory stays flat.
 
-Where a photo's CPU time goes (one 800 px JPEG listing, 2-core AMD EPYC, 100k references):
-decode 0.9 ms, model resize + tensor 1.0 ms, perceptual hashes 1.5-2 ms (border trim, canonical
-resize, two pHashes), int8 model 2.0-2.1 ms, search and verdict 0.45 ms: ~6.5 ms, so ~300
-listings/s is the ceiling on two idle cores; see :func:`default_threads` for the thread split.
+Where a photo's CPU time goes (one 800 px JPEG listing, 62% of them padded, one thread each, 2-core
+AMD EPYC shared at load average 5.5-6.8, so ~2.5x the idle figures; benchmarks/scan_throughput.py
+prints the table): decode 1.8 ms, resize 1.4 ms, crop 0.1 ms, the hashes' canonical image 2.2 ms
+(border trim 1.2 ms, and a second resize when a border was trimmed), both pHashes 0.6 ms,
+normalising 0.3-0.7 ms, the int8 model 5.2-5.8 ms, screen and evidence 0.6-0.7 ms. Before issue 15
+(same run): the transform took 5.7-5.9 ms per photo where it takes 4.2-5.0 ms plus normalising in
+the embed thread; the two pHashes 1.2-1.3 ms where they take 0.5-0.7 ms.
 
 :func:`scan_to_jsonl` writes results through :class:`~authvision.journal.ResultJournal`, JSON lines
 that a ``kill -9`` cannot tear or lose, and a resumed scan skips the inputs already written (see
@@ -37,10 +44,13 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +72,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_MODEL_BATCH_SIZE",
+    "DEFAULT_SWITCH_INTERVAL",
     "ResultJournal",
     "ResumeError",
     "ScanResult",
@@ -81,17 +92,34 @@ DEFAULT_MODEL_BATCH_SIZE = 8
 """Photos per ONNX Runtime call. The int8 model costs 2.0 ms of CPU per photo in batches of 1-8 and
 2.6 ms in batches of 32 (1 thread, this machine): small batches keep the activations in cache."""
 
-_NO_TENSORS = np.empty((0, 3, 1, 1), dtype=np.float32)
+DEFAULT_SWITCH_INTERVAL = 0.0005
+"""Seconds a Python thread may hold the GIL before another that waits gets it, while a scan runs.
+
+The embed thread releases the GIL for each ONNX Runtime call and needs it back to return, as do
+Pillow and numpy between their C loops in the decode workers; at Python's default 5 ms each of
+those hand-backs could wait most of a switch interval behind a decode worker's Python code, and
+the model idled. 0.5 ms measured +25-30% listings/s end to end (two pairs of 2,000-input scans,
+load average 4.8-5.5) for +11-14% CPU per listing in switching. The interpreter-wide setting is
+lowered only while a scan runs (never raised) and put back when the last concurrent scan ends.
+"""
+
+_switch_lock = threading.Lock()
+_switch_scans = 0
+_switch_saved = 0.005
+
+_NO_TENSORS = np.empty((0, 1, 1, 3), dtype=np.uint8)
 
 
 def default_threads(cpus: int | None = None) -> tuple[int, int]:
     """(ONNX Runtime intra-op threads, decode workers) for a scan on ``cpus`` cores.
 
-    Decoding + hashing takes ~60% of a listing's CPU time, the int8 model ~33%, search ~7%. One ORT
-    thread is the most CPU-efficient (2.0 ms/photo; with 2 threads its spinning pool cost 3 ms more
-    CPU per listing in the whole scan), and on 2 cores one decode worker is the bottleneck (busy
-    100% while ORT waits for it 35% of the time) where two keep ORT busy 98%. Hence a quarter of
-    the cores (at least 1) for ORT and the rest, plus one, for decoding.
+    Decoding + preparing (resize, crop, hashes) takes ~50% of a listing's CPU time, normalising and
+    the int8 model ~45%, search ~5%. One ORT thread is the most CPU-efficient: re-measured after
+    issue 15 (2,000-input scans, 2 cores at load 4.3-7.9), ORT 1 thread cost 12.7-13.4 ms CPU per
+    listing, 2 threads 17.1-19.2 ms (its spinning pool) and no more listings/s; with one ORT thread,
+    1, 2 or 3 decode workers were within the noise of each other (47-63 listings/s), and earlier
+    measurements on idle cores found one decode worker the bottleneck. Hence a quarter of the cores
+    (at least 1) for ORT and the rest, plus one, for decoding.
     """
     cpus = cpus or available_cpus()
     ort = max(1, cpus // 4)
@@ -155,7 +183,7 @@ class _Item:
 @dataclass
 class _Batch:
     items: list[_Item]
-    tensors: np.ndarray  # (n_ok, 3, S, S) float32
+    tensors: np.ndarray  # (n_ok, S, S, 3) uint8: the model's crops (normalised by the model or the embedder)
     hashes: np.ndarray  # (n_ok, 2, 8) uint8
     ok: list[int]  # positions in items that decoded
     errors: dict[int, str]
@@ -183,6 +211,8 @@ class Scanner:
         model_batch_size: photos per ONNX Runtime call (a batch is embedded in slices of this).
         evidence_workers: threads that screen batches and run the evidence providers; default 1,
             or ``decode_workers`` when a provider of the checker is heavy (region inspection).
+        switch_interval: the interpreter's GIL switch interval while scanning (see
+            :data:`DEFAULT_SWITCH_INTERVAL`); None leaves it as it is.
     """
 
     def __init__(
@@ -195,6 +225,7 @@ class Scanner:
         brand: str | None = None,
         model_batch_size: int = DEFAULT_MODEL_BATCH_SIZE,
         evidence_workers: int | None = None,
+        switch_interval: float | None = DEFAULT_SWITCH_INTERVAL,
     ) -> None:
         from .checker import AuthenticityChecker
 
@@ -214,6 +245,8 @@ class Scanner:
         for name, value in sizes.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if switch_interval is not None and not (isinstance(switch_interval, (int, float)) and 0 < switch_interval <= 1):
+            raise ValueError(f"switch_interval must be None or seconds in (0, 1], got {switch_interval!r}")
         if brand is not None and not isinstance(brand, str):
             raise TypeError(f"brand must be a str or None, got {type(brand).__name__}")
         self.checker = checker
@@ -223,6 +256,7 @@ class Scanner:
         self.brand = brand
         self.model_batch_size = model_batch_size
         self.evidence_workers = evidence_workers
+        self.switch_interval = switch_interval
 
     def __repr__(self) -> str:
         return (
@@ -256,18 +290,22 @@ class Scanner:
         return self._run(items)
 
     def _run(self, items: Iterator[_Item]) -> Iterator[ScanResult]:
+        with _gil_switch_interval(self.switch_interval):
+            yield from self._pipeline(items)
+
+    def _pipeline(self, items: Iterator[_Item]) -> Iterator[ScanResult]:
         version = self.checker.version
         sha = self.checker.embedder.model_sha256
         decode_pool = ThreadPoolExecutor(self.decode_workers, thread_name_prefix="authvision-decode")
         embed_pool = ThreadPoolExecutor(1, thread_name_prefix="authvision-embed")
         search_pool = ThreadPoolExecutor(self.evidence_workers, thread_name_prefix="authvision-evidence", initializer=_one_openmp_thread)
         window: deque[tuple[Future[_Batch], Future[_Batch], Future[list[ScanResult]]]] = deque()
-        # One tensor buffer per batch in flight, reused: allocating ~20 MB per batch let glibc's
-        # per-thread arenas fragment, and RSS crept up by ~10% over 10k listings.
+        # One pixel buffer per batch in flight, reused: allocating a batch's tensors each time let
+        # glibc's per-thread arenas fragment, and RSS crept up by ~10% over 10k listings.
         side = self.checker.embedder.manifest.preprocess.input_size
         buffers: queue.SimpleQueue[np.ndarray] = queue.SimpleQueue()
         for _ in range(self.queue_size):
-            buffers.put(np.empty((self.batch_size, 3, side, side), dtype=np.float32))
+            buffers.put(np.empty((self.batch_size, side, side, 3), dtype=np.uint8))
         try:
             for chunk in _chunks(items, self.batch_size):
                 # Each stage's thread waits on the previous stage's future of the same batch, so
@@ -300,7 +338,7 @@ class Scanner:
             start = time.perf_counter()
             try:
                 image = decode(item.source).image
-                transform(image, tensor_out=tensors[len(ok)], hash_out=hashes[len(ok)])
+                transform(image, pixels_out=tensors[len(ok)], hash_out=hashes[len(ok)])
                 ok.append(i)
                 images.append(image)
             except Exception as exc:  # noqa: BLE001 - any bad input must become an error row, never stop a scan
@@ -357,6 +395,27 @@ class Scanner:
                 timings = {"decode": batch.decode_ms[i], "embed": embed_ms, "search": search_ms}
             results.append(ScanResult(item.seq, item.id, item.path, verdict, timings, sha, version))
         return results
+
+
+@contextmanager
+def _gil_switch_interval(seconds: float | None) -> Iterator[None]:
+    """Lower ``sys.setswitchinterval`` to ``seconds`` while any scan runs; restore it after the last."""
+    global _switch_scans, _switch_saved
+    if seconds is None:
+        yield
+        return
+    with _switch_lock:
+        if _switch_scans == 0:
+            _switch_saved = sys.getswitchinterval()
+        _switch_scans += 1
+        sys.setswitchinterval(min(sys.getswitchinterval(), seconds))
+    try:
+        yield
+    finally:
+        with _switch_lock:
+            _switch_scans -= 1
+            if _switch_scans == 0:
+                sys.setswitchinterval(_switch_saved)
 
 
 def _one_openmp_thread() -> None:

@@ -266,3 +266,52 @@ def test_concurrent_checks_while_references_change(embedder, checker):
         thread.join(timeout=120)
     assert not errors, errors
     assert results and all(r == expected for r in results)
+
+
+@pytest.mark.parametrize("key", [None, "a signing key"], ids=["unsigned", "signed"])
+def test_loads_racing_saves_of_the_same_directory_each_get_one_saved_state(embedder, checker, tmp_path, key):
+    small = av.AuthenticityChecker(embedder)  # a second state whose verdict differs: no cat among its references
+    for product in ("rocket-01", "mug-01"):
+        name, brand = PRODUCTS[product]
+        small.add_references([jpeg(photo(name))], "genuine", product=product, brand=brand)
+    listing = edit(photo("chelsea"), 3)
+    states = [checker, small]
+    expected = [state.check(listing).to_dict() for state in states]
+    assert expected[0] != expected[1]
+    target = tmp_path / "checker"
+    checker.save(target, signing_key=key)
+    stop, failures, saves = threading.Event(), [], [0]
+
+    def save_repeatedly() -> None:
+        try:
+            while not stop.is_set():
+                states[saves[0] % 2].save(target, signing_key=key)
+                saves[0] += 1
+        except BaseException as exc:  # noqa: BLE001 - reported by the test thread
+            failures.append(exc)
+
+    saver = threading.Thread(target=save_repeatedly)
+    saver.start()
+    loaded = []
+    try:
+        while saves[0] < 30 and not failures:
+            loaded.append(av.AuthenticityChecker.load(target, embedder=embedder, signing_key=key))
+    finally:
+        stop.set()
+        saver.join()
+    assert not failures
+    verdicts = {json.dumps(one.check(listing).to_dict(), sort_keys=True) for one in loaded[:: max(1, len(loaded) // 20)]}
+    assert verdicts <= {json.dumps(verdict, sort_keys=True) for verdict in expected}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checker"]  # no generation left behind
+
+
+def test_a_broken_directory_nobody_is_saving_is_refused_at_once(checker, tmp_path, monkeypatch):
+    import authvision._storage
+
+    target = tmp_path / "checker"
+    checker.save(target)
+    settings = target / "checker.json"
+    settings.write_text(settings.read_text().replace('"k": 10', '"k": 11'))
+    monkeypatch.setattr(authvision._storage.time, "sleep", lambda seconds: pytest.fail("retried a load of a broken directory"))
+    with pytest.raises(av.IndexFormatError, match="sha256"):
+        av.AuthenticityChecker.load(target)

@@ -260,3 +260,18 @@ def test_inference_path_never_imports_torch(photo_files, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_pixels_and_normalised_tensors_give_the_same_embeddings(models, photo_files):
+    """Checker and scanner hand the model uint8 crops, normalised in one lookup for the batch: the
+    embeddings are bit for bit those of the float tensors of the one preprocessing definition."""
+    from authvision.preprocess import pixels_batch, preprocess_batch
+
+    images = [models["int8"].decode(path).image for path in photo_files.values()]
+    for model in models.values():
+        config = model.manifest.preprocess
+        from_pixels = model.run_tensors(pixels_batch(images, config)).vectors
+        np.testing.assert_array_equal(from_pixels, model.run_tensors(preprocess_batch(images, config)).vectors)
+        np.testing.assert_array_equal(from_pixels, model.embed_decoded(images))
+    with pytest.raises(ValueError, match="uint8"):
+        models["int8"].run_tensors(np.zeros((1, 3, 224, 224), dtype=np.float64))

@@ -136,3 +136,23 @@ def test_hamming_and_hex_round_trip(reference_hashes):
 def test_rejects_non_images():
     with pytest.raises(TypeError, match="PIL.Image.Image"):
         perceptual_hashes(np.zeros((10, 10, 3), dtype=np.uint8))  # type: ignore[arg-type]
+
+
+def test_both_phashes_from_one_dct_are_imagehash_bit_for_bit_on_real_photos():
+    """Row 0 is imagehash.phash of the canonical photo, row 1 imagehash.phash of its mirror, though
+    the mirror's comes from the photo's own thumbnail and DCT (odd horizontal frequencies negated)."""
+    import imagehash
+    import skimage.data
+
+    from authvision.hashing import phash_pair
+    from authvision.sample_photos import ALL_PHOTOS
+
+    photos = [_photo(name) for name in ALL_PHOTOS]
+    photos += [Image.fromarray(skimage.data.astronaut()).rotate(7, expand=True), _pad_square(_photo("coffee"))]
+    photos += [_jpeg(_photo(name), 70, draft_scale=2) for name in PHOTOS]
+    for photo in photos:
+        gray = photo.convert("L")
+        expected = [imagehash.phash(gray, hash_size=8).hash, imagehash.phash(ImageOps.mirror(gray), hash_size=8).hash]
+        np.testing.assert_array_equal(phash_pair(gray), np.packbits(np.stack(expected).reshape(2, -1), axis=1))
+        hashes = perceptual_hashes(photo)  # the same through border trimming and the canonical resize
+        np.testing.assert_array_equal(perceptual_hashes(ImageOps.mirror(photo)), hashes[::-1])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -11,7 +12,18 @@ import skimage.data
 
 from authvision.errors import IndexFormatError, InspectionError
 from authvision.inspection import InspectionParams, ProductInspection, build_product_inspection, inspect
-from authvision.inspection.registration import RegistrationParams, detect, gray, homography_problem, listing_keypoints, register
+from authvision.inspection.registration import (
+    RegistrationParams,
+    Target,
+    _ratio_matches,
+    detect,
+    gray,
+    homography_problem,
+    link_templates,
+    listing_keypoints,
+    register,
+    register_templates,
+)
 
 SMALL = InspectionParams(frame=256, cell=16, erode=9, null_per_reference=2)
 
@@ -70,6 +82,87 @@ def test_mirrored_listing_registers_as_mirrored():
     reg = register(listing, listing_keypoints(listing, p), detect(gray(photo), None, p.nfeatures), full, full * 255, p)
     assert reg.ok and reg.mirrored
     assert np.linalg.det(reg.homography[:2, :2]) < 0
+
+
+def test_faiss_ratio_matches_are_the_brute_force_ones():
+    photo = cv2.resize(skimage.data.astronaut(), (384, 384), interpolation=cv2.INTER_AREA)
+    listing, _ = _known_view(photo)
+    tk = detect(gray(photo), None, 3000)
+    lk = listing_keypoints(listing).plain
+    li, ti = _ratio_matches(tk, lk, 0.8)
+    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(tk.descriptors, lk.descriptors, k=2)
+    good = {(p[0].trainIdx, p[0].queryIdx) for p in pairs if len(p) == 2 and p[0].distance < 0.8 * p[1].distance}
+    assert len(good) > 100
+    # the same pairs (nearest-neighbour ties may be broken differently: allow a handful)
+    assert len(good ^ set(zip(li.tolist(), ti.tolist()))) <= 0.01 * len(good)
+
+
+@pytest.mark.parametrize("variant", [{}, {"refine_features": 1000, "refine_levels": 3}])
+def test_known_homography_is_recovered_within_a_pixel_by_each_second_pass(variant):
+    photo = cv2.resize(skimage.data.astronaut(), (384, 384), interpolation=cv2.INTER_AREA)
+    listing, Hk = _known_view(photo)
+    p = RegistrationParams(**variant)
+    full = np.ones(photo.shape[:2], np.uint8)
+    reg = register(listing, listing_keypoints(listing, p), detect(gray(photo), None, p.nfeatures), full, full * 255, p)
+    assert reg.ok, reg.reason
+    corners = np.float64([[0, 0], [383, 0], [383, 383], [0, 383]]).reshape(-1, 1, 2)
+    recovered = cv2.perspectiveTransform(corners, np.linalg.inv(reg.homography))
+    assert np.abs(recovered - cv2.perspectiveTransform(corners, Hk)).max() < 1.0
+
+
+@pytest.fixture(scope="module")
+def data3(genuine) -> ProductInspection:
+    return build_product_inspection(genuine, product="coffee", seed=3, templates=3, params=SMALL)
+
+
+def test_derived_registrations_recover_a_known_homography_within_a_pixel(data3, genuine):
+    assert data3.links is not None and data3.links.shape == (3, 3, 3, 3)
+    t1 = data3.templates[1]
+    listing, Hk = _known_view(genuine[t1.source])  # template 1's own photo through a known homography
+    truth = np.diag([t1.scale, t1.scale, 1.0]) @ np.linalg.inv(Hk)  # listing -> template 1's frame
+    targets = data3.targets
+    p = data3.params.registration
+    lk = listing_keypoints(listing, p)
+    ys, xs = np.nonzero(t1.item)
+    box = np.float64([[xs.min(), ys.min()], [xs.max(), ys.min()], [xs.max(), ys.max()], [xs.min(), ys.max()]]).reshape(-1, 1, 2)
+    expected = cv2.perspectiveTransform(box, np.linalg.inv(truth))
+    for derive in (False, True):
+        regs = register_templates(lk, targets, data3.links, replace(p, derive=derive))
+        assert all(r.ok and not r.mirrored for r in regs), [r.reason for r in regs]
+        recovered = cv2.perspectiveTransform(box, np.linalg.inv(regs[1].homography))
+        assert np.abs(recovered - expected).max() < 1.0, derive
+
+
+def test_a_mirrored_listing_registers_mirrored_to_every_template_when_derived():
+    photo = cv2.resize(skimage.data.astronaut(), (384, 384), interpolation=cv2.INTER_AREA)
+    frames = [photo, cv2.warpAffine(photo, cv2.getRotationMatrix2D((192, 192), 4.0, 0.95), (384, 384), borderValue=(236, 236, 236))]
+    full = np.ones(photo.shape[:2], np.uint8)
+    p = RegistrationParams(derive=True)
+    targets = [Target(detect(gray(f), None, p.nfeatures), full, full * 255) for f in frames]
+    links = link_templates(frames, targets, p)
+    assert np.all(links[:, :, 2, 2] != 0)
+    listing = np.ascontiguousarray(_known_view(frames[1])[0][:, ::-1])
+    regs = register_templates(listing_keypoints(listing, p), targets, links, p)
+    assert all(r.ok and r.mirrored and np.linalg.det(r.homography[:2, :2]) < 0 for r in regs), [r.reason for r in regs]
+
+
+def test_links_survive_the_round_trip_and_are_checked(data3):
+    arrays, meta = data3.to_arrays()
+    meta = json.loads(json.dumps(meta))
+    back = ProductInspection.from_arrays(dict(arrays), meta)
+    assert back.links is not None and np.array_equal(back.links, data3.links)
+    bad = dict(arrays)
+    bad["t1.links"] = arrays["t1.links"][:2]
+    with pytest.raises(IndexFormatError):
+        ProductInspection.from_arrays(bad, meta)
+
+
+def test_unlinked_templates_are_registered_from_scratch(data3, genuine):
+    listing, _ = _known_view(genuine[4])
+    p = replace(data3.params.registration, derive=True)
+    unlinked = np.zeros_like(data3.links)
+    regs = register_templates(listing_keypoints(listing, p), data3.targets, unlinked, p)
+    assert all(r.ok for r in regs)
 
 
 def test_degenerate_homographies_are_refused():

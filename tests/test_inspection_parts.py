@@ -9,7 +9,7 @@ import skimage.data
 from authvision.inspection import InspectionParams, build_product_inspection, inspect
 from authvision.inspection.compare import TemplateView, measure
 from authvision.inspection.parts import part_labels, place_parts
-from authvision.inspection.registration import RegistrationParams, detect, gray, listing_keypoints, register
+from authvision.inspection.registration import RegistrationParams, detect, gray, listing_keypoints, make_target, register
 
 SIDE = 448
 BOX = (60, 110, 230, 340)
@@ -56,10 +56,12 @@ def test_a_part_moved_in_the_listing_is_registered_on_its_own_within_a_pixel():
     p = RegistrationParams()
     item = (gray(template) < 226).astype(np.uint8)
     tk = detect(gray(template), item, p.nfeatures)
-    reg = register(listing, listing_keypoints(listing, p), tk, item, cv2.dilate(item, np.ones((15, 15), np.uint8)) * 255, p)
+    target = make_target(template, tk, item, cv2.dilate(item, np.ones((15, 15), np.uint8)) * 255, p)
+    lk = listing_keypoints(listing, p)
+    reg = register(listing, lk, tk, item, target.search, p)
     assert reg.ok and reg.homography is not None, reg.reason
     labels = part_labels(template)
-    placement = place_parts(listing, reg.homography, tk, labels, p)
+    placement = place_parts(lk, reg.homography, target, labels, p)
     assert placement.parts_moved >= 1
     for k, H in enumerate(placement.homographies, start=1):
         part = labels == k
@@ -80,15 +82,16 @@ def test_comparison_of_a_moved_part_is_as_quiet_as_an_unmoved_one():
     p = RegistrationParams()
     item = (gray(template) < 226).astype(np.uint8)
     tk = detect(gray(template), item, p.nfeatures)
-    search = cv2.dilate(item, np.ones((15, 15), np.uint8)) * 255
+    target = make_target(template, tk, item, cv2.dilate(item, np.ones((15, 15), np.uint8)) * 255, p)
     labels = part_labels(template)
     diffs = {}
     for name, shift in (("still", (0, 0)), ("moved", (9, -7))):
         listing, _ = _through(_studio(bottle_shift=shift))
-        reg = register(listing, listing_keypoints(listing, p), tk, item, search, p)
+        lk = listing_keypoints(listing, p)
+        reg = register(listing, lk, tk, item, target.search, p)
         assert reg.ok and reg.homography is not None
         one = measure(listing, reg.homography, view, 16)
-        per_part = measure(listing, reg.homography, view, 16, placement=place_parts(listing, reg.homography, tk, labels, p))
+        per_part = measure(listing, reg.homography, view, 16, placement=place_parts(lk, reg.homography, target, labels, p))
         diffs[name] = (float(one.diff[one.mask].mean()), float(per_part.diff[per_part.mask].mean()))
     assert diffs["moved"][0] > 1.5 * diffs["still"][0], "one homography cannot line up both parts"
     assert diffs["moved"][1] < 1.15 * diffs["still"][1], "part by part, the moved bottle lines up"

@@ -65,3 +65,20 @@ def test_numpy_and_torch_paths_agree(photos, config):
         image = Image.fromarray(array)
         expected = transform(image).numpy()
         np.testing.assert_allclose(preprocess(image, config), expected, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("config", [PreprocessConfig(), PreprocessConfig(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))])
+def test_pixels_then_normalising_is_the_float_definition_bit_for_bit(photos, config):
+    """The uint8 crops the checker and scanner keep, normalised in one batch lookup, are the tensor
+    that (x / 255 - mean) / std in float32 gives, per channel."""
+    from authvision.preprocess import pixels_batch, pixels_to_tensor, resize_and_crop
+
+    images = [Image.fromarray(photos[name]) for name in ("chelsea", "rocket", "coffee")]
+    pixels = pixels_batch(images, config)
+    assert pixels.shape == (3, 224, 224, 3) and pixels.dtype == np.uint8
+    np.testing.assert_array_equal(pixels[2], np.asarray(resize_and_crop(images[2], config)))
+    scaled = pixels.transpose(0, 3, 1, 2).astype(np.float32) * np.float32(1 / 255)
+    mean = np.asarray(config.mean, dtype=np.float32)[None, :, None, None]
+    inv_std = np.float32(1) / np.asarray(config.std, dtype=np.float32)[None, :, None, None]
+    np.testing.assert_array_equal(pixels_to_tensor(pixels, config), (scaled - mean) * inv_std)
+    np.testing.assert_array_equal(pixels_to_tensor(pixels, config), preprocess_batch(images, config))

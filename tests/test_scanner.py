@@ -165,6 +165,24 @@ def test_scanner_validates_its_arguments(checker):
         Scanner(checker, batch_size=0)
     with pytest.raises(ValueError, match="decode_workers"):
         Scanner(checker, decode_workers=0)
+    with pytest.raises(ValueError, match="switch_interval"):
+        Scanner(checker, switch_interval=0)
+
+
+def test_the_gil_switch_interval_is_lowered_only_while_scans_run(checker, listing_files):
+    default = sys.getswitchinterval()
+    first = checker.scan(listing_files[:8], batch_size=4)
+    second = Scanner(checker, batch_size=4, switch_interval=0.001).scan(listing_files[:8])
+    next(first)
+    assert sys.getswitchinterval() == pytest.approx(0.0005)
+    next(second)  # a second scan never raises it; the first scan's end does not restore it yet
+    assert sys.getswitchinterval() == pytest.approx(0.0005)
+    assert len(list(first)) == 7
+    assert sys.getswitchinterval() == pytest.approx(0.0005)
+    second.close()  # stopping early restores it too
+    assert sys.getswitchinterval() == pytest.approx(default)
+    list(Scanner(checker, batch_size=4, switch_interval=None).scan(listing_files[:2]))
+    assert sys.getswitchinterval() == pytest.approx(default)
 
 
 # -- the fast path's library helpers: same results as the plain path ----------------------------------

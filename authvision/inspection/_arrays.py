@@ -38,6 +38,7 @@ _FIELDS: dict[str, tuple[str, int]] = {
     "peak_ok": ("bool", 2),
     "q50": ("float32", 1),
     "q95": ("float32", 1),
+    "links": ("float64", 3),
 }
 
 
@@ -54,7 +55,7 @@ def to_arrays(data: ProductInspection) -> tuple[dict[str, np.ndarray], dict]:
             "points": t.keypoints.points, "descriptors": t.keypoints.descriptors,
             "pix_mu": n.pix_mu, "pix_sd": n.pix_sd, "cell_mu": n.cell_mu, "cell_sd": n.cell_sd,
             "cell_ok": n.cell_ok, "marks": n.marks, "peak_mu": n.peak_mu, "peak_sd": n.peak_sd, "peak_ok": n.peak_ok,
-            "q50": n.q50, "q95": n.q95,
+            "q50": n.q50, "q95": n.q95, "links": t.links,
         }  # fmt: skip
         for k, v in fields.items():
             arrays[f"t{i}.{k}"] = np.ascontiguousarray(v, dtype=_FIELDS[k][0])
@@ -126,6 +127,8 @@ def from_arrays(arrays: dict[str, np.ndarray], meta: dict) -> ProductInspection:
             raise IndexFormatError(f"inspection template {i} has {len(a['points'])} points, {len(a['descriptors'])} descriptors")
         if a["q50"].shape != (len(CHANNELS) + 1,) or a["q95"].shape != (len(CHANNELS) + 1,):
             raise IndexFormatError(f"inspection template {i} null quantiles have the wrong length")
+        if a["links"].shape != (len(tmeta), 3, 3):
+            raise IndexFormatError(f"inspection template {i} links have shape {a['links'].shape}, expected {(len(tmeta), 3, 3)}")
         if np.any(a["pix_sd"] <= 0) or np.any(a["cell_sd"] <= 0) or np.any(a["peak_sd"] <= 0):
             raise IndexFormatError(f"inspection template {i} null spread is not positive")
         try:
@@ -137,8 +140,8 @@ def from_arrays(arrays: dict[str, np.ndarray], meta: dict) -> ProductInspection:
             a["pix_mu"], a["pix_sd"], a["cell_mu"], a["cell_sd"], a["cell_ok"], a["marks"],
             a["peak_mu"], a["peak_sd"], a["peak_ok"], a["q50"], a["q95"], samples,
         )  # fmt: skip
-        kp = Keypoints(a["points"], a["descriptors"])
-        templates.append(Template(source, view, kp, a["item"], a["search"], null, scale, part_labels(a["image"])))
+        kps = Keypoints(a["points"], a["descriptors"])
+        templates.append(Template(source, view, kps, a["item"], a["search"], null, scale, a["links"], part_labels(a["image"])))
     extra = set(arrays) - {f"t{i}.{k}" for i in range(len(tmeta)) for k in _FIELDS}
     if extra:
         raise IndexFormatError(f"inspection data holds unexpected arrays {sorted(extra)[:3]}")

@@ -15,7 +15,7 @@ from authvision.inspection.compare import Measurement, measure
 from authvision.inspection.null import CHANNELS, cell_z, pixel_z, raw_channels, standardise
 from authvision.inspection.parts import Placement, place_parts
 from authvision.inspection.product import ProductInspection, Template
-from authvision.inspection.registration import Registration, listing_keypoints, register
+from authvision.inspection.registration import Registration, listing_keypoints, register_templates
 
 logger = logging.getLogger(__name__)
 
@@ -126,12 +126,12 @@ def inspect(listing: np.ndarray, data: ProductInspection, *, regions: int = 5, h
     best: tuple[float, int, Registration, Measurement, dict[str, float], Placement] | None = None
     failed: list[Registration] = []
     per_template = []
-    for i, t in enumerate(data.templates):
-        reg = register(listing, lk, t.keypoints, t.item, t.search, p.registration)
+    regs = register_templates(lk, data.targets, data.links, p.registration)
+    for i, (t, reg, target) in enumerate(zip(data.templates, regs, data.targets)):
         if not reg.ok or reg.homography is None:
             failed.append(reg)
             continue
-        placement = place_parts(listing, reg.homography, t.keypoints, t.parts, p.registration)
+        placement = place_parts(lk, reg.homography, target, t.parts, p.registration)
         meas = measure(listing, reg.homography, t.view, p.cell, p.match_resolution, p.flow_sigma, p.flow_max, placement)
         n = t.null
         std = standardise(raw_channels(meas, n, p.cell), n)

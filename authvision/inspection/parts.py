@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from authvision.inspection.masks import cutout_mask
-from authvision.inspection.registration import Keypoints, RegistrationParams, _refine
+from authvision.inspection.registration import Keypoints, ListingKeypoints, RegistrationParams, Target, _refine
 
 logger = logging.getLogger(__name__)
 
@@ -73,19 +73,26 @@ def _corners_move(H: np.ndarray, H2: np.ndarray, box: tuple[int, int, int, int])
     return float(np.abs(cv2.perspectiveTransform(src, H2) - c).max())
 
 
+def _on_part(k: Keypoints, labels: np.ndarray, part: int) -> Keypoints:
+    xs = np.clip(k.points[:, 0].astype(int), 0, labels.shape[1] - 1)
+    ys = np.clip(k.points[:, 1].astype(int), 0, labels.shape[0] - 1)
+    sel = labels[ys, xs] == part
+    return Keypoints(k.points[sel], k.descriptors[sel])
+
+
 def place_parts(
-    rgb: np.ndarray,
+    lk: ListingKeypoints,
     homography: np.ndarray,
-    keypoints: Keypoints,
+    target: Target,
     labels: np.ndarray | None,
     p: RegistrationParams,
 ) -> Placement:
     """Registers each part of the template on its own, starting from the item's homography.
 
     Args:
-        rgb: the listing at decode resolution.
+        lk: the listing's keypoints (:func:`authvision.inspection.registration.listing_keypoints`).
         homography: listing pixels -> template frame, for the whole item.
-        keypoints: the template's keypoints (frame coordinates).
+        target: the template's registration target (its keypoints and masks).
         labels: the template's part map (:func:`part_labels`); None = a single piece.
         p: registration parameters (the second pass's gate and tolerance).
     """
@@ -93,15 +100,13 @@ def place_parts(
         return Placement(homography)
     out: list[np.ndarray | None] = []
     limit = MAX_PART_SHIFT * max(labels.shape)
-    xs_k = np.clip(keypoints.points[:, 0].astype(int), 0, labels.shape[1] - 1)
-    ys_k = np.clip(keypoints.points[:, 1].astype(int), 0, labels.shape[0] - 1)
-    inside = labels[ys_k, xs_k]
+    grow = np.ones((9, 9), np.uint8)
     for k in range(1, int(labels.max()) + 1):
         part = labels == k
-        sel = inside == k
         ys, xs = np.nonzero(part)
-        search = cv2.dilate(part.astype(np.uint8) * 255, np.ones((9, 9), np.uint8))
-        refined = _refine(rgb, homography, Keypoints(keypoints.points[sel], keypoints.descriptors[sel]), search, p) if sel.sum() >= 12 else None
+        refine = _on_part(target.keypoints if target.refine_keypoints is None else target.refine_keypoints, labels, k)
+        sub = Target(_on_part(target.keypoints, labels, k), target.item, cv2.dilate(part.astype(np.uint8) * 255, grow), refine)
+        refined = _refine(lk, homography, sub, p) if len(refine.points) >= 12 else None
         if refined is None:
             out.append(None)
             continue

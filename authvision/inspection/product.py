@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -22,17 +23,21 @@ from authvision.inspection.parts import part_labels, place_parts
 from authvision.inspection.registration import (
     Keypoints,
     RegistrationParams,
+    Target,
     detect,
     gray,
+    link_templates,
     listing_keypoints,
-    register,
+    make_target,
+    register_templates,
 )
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "authvision.inspection"
 FORMAT_VERSION = 2
-"""2: the genuine null keeps an item's pale parts (labels, straps) in its simulated listings; parts."""
+"""2: template-to-template links; the genuine null keeps an item's pale parts (labels, straps) in its
+simulated listings; part maps of items of several parts (derived from the frame image, not stored)."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,10 @@ class Template:
     null: NullStats
     scale: float
     """Template frame pixels per source-photo pixel."""
-    parts: np.ndarray | None = None
+    links: np.ndarray = field(default_factory=lambda: np.zeros((0, 3, 3)), compare=False)
+    """Homographies (T x 3 x 3) from this template's frame into each template's frame, in template
+    order; all zeros where this template does not register to that one."""
+    parts: np.ndarray | None = field(default=None, compare=False)
     """Part map of an item of several rigid parts (:func:`authvision.inspection.parts.part_labels`),
     derived from ``view.image``; None for an item of one piece."""
 
@@ -81,6 +89,19 @@ class ProductInspection:
     seed: int
     params: InspectionParams
     templates: tuple[Template, ...]
+
+    @cached_property
+    def targets(self) -> list[Target]:
+        """What registration needs of each template."""
+        return [make_target(t.view.image, t.keypoints, t.item, t.search, self.params.registration) for t in self.templates]
+
+    @cached_property
+    def links(self) -> np.ndarray | None:
+        """Template-to-template homographies (T x T x 3 x 3, see :attr:`Template.links`), or None when absent."""
+        n = len(self.templates)
+        if any(t.links.shape != (n, 3, 3) for t in self.templates):
+            return None
+        return np.stack([t.links for t in self.templates])
 
     def to_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
         """Numpy arrays and JSON-able metadata (see :meth:`from_arrays`)."""
@@ -176,19 +197,25 @@ def build_product_inspection(
     rng = np.random.default_rng([seed, zlib.crc32(product.encode())])
     degraded = [[simulate_listing(g, rng) for _ in range(p.null_per_reference)] for g in photos]
     keyed = [[(d, listing_keypoints(d, p.registration)) for d in ds] for ds in degraded]
-    built = []
-    for t in choose_templates(photos, templates, p.selection):
-        view, kp, item, search, s = make_template_parts(photos[t], p)
-        parts = part_labels(view.image)
+    chosen = choose_templates(photos, templates, p.selection)
+    parts = [make_template_parts(photos[t], p) for t in chosen]
+    targets = [make_target(view.image, kp, item, search, p.registration) for view, kp, item, search, _ in parts]
+    links = link_templates([view.image for view, *_ in parts], targets, p.registration)
+    # every simulated listing registered to every template the way a listing is (same registration path)
+    regs = [[register_templates(lk, targets, links, p.registration) for d, lk in ds] for ds in keyed]
+    built: list[tuple[int, Template]] = []
+    for ti, t in enumerate(chosen):
+        view, kp, item, search, s = parts[ti]
+        labels = part_labels(view.image)
         meas: list[Measurement] = []
         groups: list[int] = []
         for j, ds in enumerate(keyed):
             if j == t:
                 continue
-            for d, lk in ds:
-                reg = register(d, lk, kp, item, search, p.registration)
+            for (d, lk), rr in zip(ds, regs[j]):
+                reg = rr[ti]
                 if reg.ok and reg.homography is not None:
-                    placement = place_parts(d, reg.homography, kp, parts, p.registration)
+                    placement = place_parts(lk, reg.homography, targets[ti], labels, p.registration)
                     meas.append(measure(d, reg.homography, view, p.cell, p.match_resolution, p.flow_sigma, p.flow_max, placement))
                     groups.append(j)
                 else:
@@ -197,8 +224,10 @@ def build_product_inspection(
             logger.warning("%s: template %d dropped, only %d null photos registered", product, t, len(set(groups)))
             continue
         null = fit_null(meas, groups, view.norm, view.mask, p.cell, p.null_smooth)
-        built.append(Template(t, view, kp, item, search, null, s, parts))
+        built.append((ti, Template(t, view, kp, item, search, null, s, parts=labels)))
         logger.info("%s: template %d, %d null samples", product, t, len(meas))
     if not built:
         raise InspectionError(f"{product}: no template could be built (genuine photos do not register to each other)")
-    return ProductInspection(product, int(seed), p, tuple(built))
+    kept = [ti for ti, _ in built]
+    final = tuple(replace(tm, links=links[ti][kept]) for ti, tm in built)
+    return ProductInspection(product, int(seed), p, final)

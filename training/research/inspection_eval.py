@@ -59,7 +59,8 @@ def run_product(job):
         r = inspect(a, data, heatmap=False)
         spent += time.process_time() - t0
         out[p] = {"registered": r.registered, "reason": r.reason, "score": r.score, "scores": r.scores,
-                  "templates": list(r.template_scores), "inliers": r.inliers}  # fmt: skip
+                  "templates": list(r.template_scores), "inliers": r.inliers, "mirrored": r.mirrored,
+                  "templates_registered": r.templates_registered}  # fmt: skip
     return product, out, spent, build_s
 
 
@@ -123,7 +124,7 @@ def main() -> None:
     spent, build = sum(r[2] for r in res), sum(r[3] for r in res)
     unreg = [(r["label"], scores[r["path"]]["reason"]) for r in rows if not scores[r["path"]]["registered"]]
     print(f"{len(rows)} listings, {a.templates} templates, params {a.params or '{}'}; wall {time.time() - t0:.0f} s")
-    print(f"CPU {1000 * spent / len(rows):.1f} ms/listing (inspect), build {build / len(products):.1f} s/product")
+    print(f"CPU {1000 * spent / len(rows):.1f} ms/listing (inspect), build {build / len(products):.1f} s/product; load {os.getloadavg()[0]:.2f}")
     print(f"unregistered: {len(unreg)} ({sum(lab == 'genuine' for lab, _ in unreg)} genuine) {sorted({r for _, r in unreg})[:4]}")
     channels = [c for c in ("structure", "spots", "cells", "peaks", "marks", "colour") if any(c in rec["scores"] for rec in scores.values())]
     for how in ["score", "chanmin", *channels, *a.fusions.split(",")]:

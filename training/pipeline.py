@@ -72,8 +72,8 @@ def run(
     """Retrain on the brand photos in ``data`` (folder layout or CSV) into ``out_dir``; see the module doc."""
     start = time.perf_counter()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     config = config or load_config(config_path)
+    # Every input is read and checked before out_dir is made: a bad DATA or listings CSV leaves nothing behind.
     photos = read_photo_set(data)
     prepared = prepare(photos, validation_fraction=config.split.validation_fraction,
                        min_photos_per_class=config.split.min_photos_per_class, seed=config.seed)
@@ -84,6 +84,7 @@ def run(
     to_tensor = eval_transform(preprocess_config(config))
     validator = Validator(prepared.train, validation_queries(listings, validation_images, config), to_tensor)
     run_info = _run_info(config, data, prepared)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "run.json").write_text(json.dumps(run_info, indent=2) + "\n", encoding="utf-8")
 
     result = train(config, prepared, validator, backgrounds, out / "checkpoints", resume=resume,

@@ -19,6 +19,7 @@ from .cli_support import (
     EXIT_OK,
     EXIT_USAGE,
     cli_logging,
+    install_hint,
     refuse_existing,
     require_brand,
     require_checker,
@@ -30,7 +31,7 @@ from .cli_support import (
     verdict_line,
     warn_uncalibrated,
 )
-from .errors import AuthvisionError, StorageFullError
+from .errors import AuthvisionError, MissingExtraError, OutputExistsError, StorageFullError
 
 LOG = logging.getLogger("authvision.cli")
 
@@ -257,6 +258,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
         summary = scan_to_jsonl(
             scanner, expand_inputs(args.inputs), args.out, resume=args.resume, csv_path=args.csv, progress=bar
         )
+    except OutputExistsError as exc:  # filled since the check above: another scan
+        raise AuthvisionError(f"{exc}: run the same command with --resume, or choose another --out") from exc
+    except StorageFullError as exc:
+        raise StorageFullError(exc.errno, f"{_message(exc)}: run the same command with --resume") from exc
     finally:
         bar.close()
     _print_json(summary.to_dict())
@@ -362,8 +367,11 @@ def cmd_brandkit(args: argparse.Namespace) -> int:
 
     refuse_existing(args.out, "brand kit", force=args.force, flag="OUT")
     families = _families(args.heldout_families)
-    summary = generate_kit(args.out, seed=args.seed, config=KitConfig(listings=args.listings, heldout_families=families),
-                           workers=args.workers, overwrite=args.force)
+    try:
+        summary = generate_kit(args.out, seed=args.seed, config=KitConfig(listings=args.listings, heldout_families=families),
+                               workers=args.workers, overwrite=args.force)
+    except OutputExistsError as exc:
+        raise AuthvisionError(f"{exc}: pass --force to replace it, or choose another OUT") from exc
     _print_json({"kit": str(args.out), "references": str(summary.references_dir), "listings": str(summary.listings_csv)})
     return EXIT_OK
 
@@ -376,12 +384,14 @@ def _training(command: str):
     try:
         from authvision_train import pipeline
     except ImportError as exc:
-        raise AuthvisionError(f'`authvision {command}` needs the [train] extra: in the source tree run pip install ".[train]" ({exc})') from exc
+        raise AuthvisionError(f"`authvision {command}` needs the [train] extra ({exc}): {install_hint('train')}") from exc
     return pipeline
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    # DATA is not checked here: the pipeline reads it first and reports a missing or malformed one (exit 2)
+    # A missing DATA is refused here, before torch loads; the pipeline reads DATA (and reports a malformed
+    # one) before it makes --out
+    require_paths([args.data], "training data")
     for option, path in (("--config", args.config), ("--listings", args.listings)):
         if path is not None:
             require_paths([path], option)
@@ -451,6 +461,9 @@ def _run(args: argparse.Namespace) -> int:
     except StorageFullError as exc:  # the system failed, not the user; the message says what was kept
         say(f"error: {_message(exc)}")
         return EXIT_FAILED_INPUTS
+    except MissingExtraError as exc:  # the library names the extra; how to install it is ours to say
+        say(f"error: {exc}: {install_hint(exc.extra)}")
+        return EXIT_USAGE
     except (AuthvisionError, ValueError, *_PATH_ERRORS) as exc:
         say(f"error: {_message(exc)}")
         return EXIT_USAGE

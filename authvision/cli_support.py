@@ -74,14 +74,18 @@ def say(message: str) -> None:
     sys.stderr.write(f"authvision: {message}\n")
 
 
+def install_hint(extra: str) -> str:
+    """How to install authvision's optional ``extra`` (what a library :class:`~authvision.errors.MissingExtraError` leaves to us)."""
+    return f'in the source tree run pip install ".[{extra}]" (or pip install "WHEEL[{extra}]" for a wheel built with pip wheel .)'
+
+
 def require_extra(extra: str, command: str, modules: Sequence[str] | None = None) -> None:
     """Refuse to start ``command`` when the optional ``extra`` (or its ``modules``) is not installed."""
     wanted = EXTRAS[extra]
     missing = [wanted[m] for m in (modules or wanted) if find_spec(m) is None]
     if missing:
         raise AuthvisionError(
-            f"`authvision {command}` needs the [{extra}] extra, and {', '.join(missing)} is not installed: "
-            f'in the source tree run pip install ".[{extra}]" (or pip install "WHEEL[{extra}]" for a wheel built with pip wheel .)'
+            f"`authvision {command}` needs the [{extra}] extra, and {', '.join(missing)} is not installed: {install_hint(extra)}"
         )
 
 

@@ -61,6 +61,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import MissingExtraError
 from .journal import ResultJournal, ScanSummary, check_resume, encode_row
 from .scanner import DEFAULT_BATCH_SIZE, Scanner, _numbered
 
@@ -72,7 +73,10 @@ def _ray() -> Any:
         import ray
         import ray.data  # noqa: F401
     except ImportError as exc:
-        raise ImportError("scan_with_ray needs Ray Data: pip install 'authvision[scale]'") from exc
+        raise MissingExtraError(
+            "scan_with_ray needs Ray Data, which is not installed: it comes with authvision's [scale] extra",
+            extra="scale", module="ray",
+        ) from exc
     return ray
 
 

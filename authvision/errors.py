@@ -77,3 +77,32 @@ class StorageFullError(AuthvisionError, OSError):
 
     def __str__(self) -> str:
         return str(self.strerror) if self.strerror else super().__str__()
+
+
+class OutputExistsError(AuthvisionError, FileExistsError):
+    """An output (a scan's results file, a brand kit) already exists, and neither resuming nor replacing it was asked for.
+
+    The message names the output and what to do about it in words a Python caller and a command-line user
+    both follow; a command line that knows its flag adds it (:mod:`authvision.cli`). ``path`` is the output.
+    """
+
+    def __init__(self, message: str, path: object = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+    def __reduce__(self) -> tuple[type[OutputExistsError], tuple[str, object]]:  # picklable (Ray)
+        return (type(self), (str(self), self.path))
+
+
+class MissingExtraError(AuthvisionError, ImportError):
+    """An optional dependency is not installed: ``extra`` names authvision's extra that brings it (``report``, ``train``, ``scale``).
+
+    The message says what needs what; :func:`authvision.cli_support.install_hint` says how to install the extra.
+    """
+
+    def __init__(self, message: str, extra: str, module: str | None = None) -> None:
+        super().__init__(message, name=module)
+        self.extra = extra
+
+    def __reduce__(self) -> tuple[type[MissingExtraError], tuple[str, str, str | None]]:  # picklable (Ray)
+        return (type(self), (str(self), self.extra, self.name))

@@ -29,6 +29,7 @@ import numpy as np
 from . import __version__
 from .calibration import expected_calibration_error
 from .datasets import LabelledPhoto
+from .errors import MissingExtraError
 from .report import render_markdown, write_report
 from .verdict import VERDICT_LABELS, Verdict
 
@@ -67,7 +68,10 @@ def _curves():
     try:
         from sklearn import metrics
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError("evaluation needs scikit-learn: pip install 'authvision[report]'") from exc
+        raise MissingExtraError(
+            "evaluation needs scikit-learn, which is not installed: it comes with authvision's [report] extra",
+            extra="report", module="sklearn",
+        ) from exc
     return metrics
 
 

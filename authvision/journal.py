@@ -36,7 +36,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: no lock against a second writer
     fcntl = None  # type: ignore[assignment]
 
-from .errors import AuthvisionError, StorageFullError
+from .errors import AuthvisionError, OutputExistsError, StorageFullError
 
 if TYPE_CHECKING:
     from .scanner import ScanResult
@@ -144,7 +144,7 @@ class ResultJournal:
     Opening with ``resume=True`` reads an existing file: a trailing partial line is truncated away,
     complete lines that are not valid rows (only a power loss makes those) are dropped by rewriting
     the file atomically, and the rows found are remembered so :meth:`skip` leaves their inputs out.
-    Without ``resume`` an existing non-empty file is refused.
+    Without ``resume`` an existing non-empty file is refused (:class:`~authvision.errors.OutputExistsError`).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, resume: bool = False, fsync_seconds: float = _FSYNC_SECONDS) -> None:
@@ -157,9 +157,10 @@ class ResultJournal:
         try:
             if os.fstat(self._fd).st_size > 0:
                 if not resume:
-                    raise FileExistsError(
-                        f"{self.path} exists and is not empty: pass --resume (resume=True) to finish that scan, "
-                        "or choose another output"
+                    raise OutputExistsError(
+                        f"{self.path} already holds the rows of a scan: resume that scan (the same inputs into "
+                        "the same output) to finish it, or choose another output",
+                        path=self.path,
                     )
                 if self._recover():  # the file was replaced: append to the new one
                     os.close(self._fd)
@@ -261,14 +262,14 @@ class ResultJournal:
             os.ftruncate(self._fd, self._size)
             os.fsync(self._fd)
         except OSError as exc:  # a resume drops a partial last line anyway
-            LOG.warning("%s: could not cut a partial line after a failed write (%s); --resume will", self.path, exc)
+            LOG.warning("%s: could not cut a partial line after a failed write (%s); resuming the scan will", self.path, exc)
 
     def _full_error(self, exc: OSError) -> StorageFullError:
         return StorageFullError(
             exc.errno,
             f"no space left on the device writing {self.path} ({exc.strerror}): the scan stopped; the "
-            f"{self.done.count} rows written are complete and kept. Free space, then run the same scan with "
-            "--resume (resume=True) to add the rest, one row per input",
+            f"{self.done.count} rows written are complete and kept. Free space, then resume the scan (the same "
+            "inputs into the same output) to add the rest, one row per input",
         )
 
     def check_complete(self, inputs_seen: int) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import ImageDecodeError
+from .errors import ImageDecodeError, MissingExtraError
 from .imageio import load_image
 
 if TYPE_CHECKING:
@@ -33,7 +33,10 @@ def _pyplot():
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError("plots need matplotlib: pip install 'authvision[report]'") from exc
+        raise MissingExtraError(
+            "plots need matplotlib, which is not installed: it comes with authvision's [report] extra",
+            extra="report", module="matplotlib",
+        ) from exc
     return plt
 
 

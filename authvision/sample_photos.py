@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import MissingExtraError
+
 # Split once and for all so that int8 calibration never sees the photos its accuracy gate is measured on.
 # (skimage.data.cat is chelsea under another name, so it is not listed.)
 CALIBRATION_PHOTOS: tuple[str, ...] = (
@@ -59,8 +61,10 @@ def sample_photo(name: str) -> np.ndarray:
 
             array = getattr(skimage.data, name)()
     except ImportError as exc:
-        raise ImportError(
-            "sample photos come from scikit-image and matplotlib: pip install 'authvision[dev]'"
+        raise MissingExtraError(
+            f"sample photos come from scikit-image and matplotlib, and {exc.name or 'one of them'} is not installed: "
+            "both come with authvision's [report] extra",
+            extra="report", module=exc.name,
         ) from exc
     out = _as_rgb(array)
     out.setflags(write=False)

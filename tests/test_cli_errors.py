@@ -274,3 +274,97 @@ def test_a_warning_is_printed_once_however_often_main_runs(paths, tmp_path, caps
         assert err.count("broken.jpg") == 1, err
         assert "1 of 2 photos could not be read" in err
     assert logging.getLogger().handlers == handlers  # main leaves logging as it found it
+
+
+# -- train: inputs checked before --out is made -------------------------------------------------------
+
+
+@pytest.mark.parametrize("data", ["{missing}", "{empty}", "{garbage_csv}"], ids=["missing", "empty", "garbage-csv"])
+def test_train_with_bad_data_exits_2_and_creates_no_out(paths, tmp_path, capsys, data):
+    pytest.importorskip("torch")
+    out = tmp_path / "model"
+    code, stdout, err = run(capsys, "train", data.format(**{k: str(v) for k, v in paths.items()}), "--out", str(out))
+    assert code == 2 and stdout == "" and "Traceback" not in err
+    assert "authvision: error:" in err
+    assert not out.exists()  # a failed run leaves nothing behind
+
+
+def test_train_with_bad_data_leaves_an_existing_empty_out_as_it_was(paths, tmp_path, capsys):
+    pytest.importorskip("torch")
+    out = tmp_path / "model"
+    out.mkdir()
+    code, _, err = run(capsys, "train", str(paths["missing"]), "--out", str(out))
+    assert code == 2 and "Traceback" not in err
+    assert out.is_dir() and list(out.iterdir()) == []
+
+
+# -- library errors a command-line user reads ----------------------------------------------------------
+
+PYTHON_TALK = ("=True", "=False", "resume=", "overwrite", "pip install 'authvision[")
+
+
+def _speaks_to_both(message: str) -> None:
+    """A library message names the thing and the fix, not a Python argument nor a flag of one front end."""
+    assert not any(word in message for word in PYTHON_TALK), message
+    assert "--" not in message, message
+
+
+def test_library_refusals_of_an_existing_output_name_the_output_not_an_argument(tmp_path):
+    from authvision.brandkit import generate_kit
+    from authvision.errors import OutputExistsError
+    from authvision.journal import ResultJournal
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"seq": 0}\n')
+    with pytest.raises(OutputExistsError) as scan:
+        ResultJournal(rows)
+    assert isinstance(scan.value, FileExistsError) and scan.value.path == rows
+    assert "already holds the rows of a scan" in str(scan.value) and "resume that scan" in str(scan.value)
+    _speaks_to_both(str(scan.value))
+
+    kit = tmp_path / "kit"
+    kit.mkdir()
+    (kit / "kit.json").write_text("{}\n")
+    with pytest.raises(OutputExistsError) as existing:
+        generate_kit(kit)
+    assert "already holds a brand kit (kit.json)" in str(existing.value) and "choose another folder" in str(existing.value)
+    _speaks_to_both(str(existing.value))
+
+
+def test_the_cli_adds_its_flags_to_a_library_refusal_of_an_existing_output(paths, tmp_path, capsys, monkeypatch):
+    import authvision.brandkit
+    import authvision.scanner
+    from authvision.errors import OutputExistsError
+
+    def taken(out, *args, **kwargs):
+        raise OutputExistsError(f"{out} already holds the rows of a scan: resume that scan or choose another output", path=out)
+
+    monkeypatch.setattr(authvision.scanner, "scan_to_jsonl", lambda scanner, inputs, out, **kw: taken(out))
+    code, _, err = run(capsys, "scan", str(paths["photo"]), "--checker", str(paths["checker"]), "--out", str(tmp_path / "r.jsonl"))
+    assert code == 2 and "already holds the rows of a scan" in err and "--resume" in err and "another --out" in err
+    monkeypatch.setattr(authvision.brandkit, "generate_kit", lambda out, **kw: taken(out))
+    code, _, err = run(capsys, "brandkit", str(tmp_path / "kit"))
+    assert code == 2 and "--force" in err and "Traceback" not in err
+
+
+def test_a_missing_extra_found_by_the_library_is_named_with_the_clis_install_command(paths, tmp_path, capsys, monkeypatch):
+    import sys
+
+    from authvision.errors import MissingExtraError
+    from authvision.evaluation import _curves
+
+    monkeypatch.setattr(cli_support, "find_spec", lambda name, *a: object())  # the checks before work pass...
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # ...but the import fails (a broken install)
+    with pytest.raises(MissingExtraError) as missing:
+        _curves()
+    assert isinstance(missing.value, ImportError) and missing.value.extra == "report"
+    assert "scikit-learn" in str(missing.value) and "[report] extra" in str(missing.value)
+    _speaks_to_both(str(missing.value))
+
+    # the report's plots on an install without a working matplotlib
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    code, out, err = run(capsys, "evaluate", str(paths["few_csv"]), "--checker", str(paths["checker"]), "--out", str(tmp_path / "r"))
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert "plots need matplotlib" in err and "[report] extra" in err and 'pip install ".[report]"' in err
+    assert "authvision[report]" not in err and err.count("in the source tree") == 1, err

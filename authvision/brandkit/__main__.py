@@ -7,6 +7,8 @@ import logging
 import sys
 import time
 
+from authvision.errors import OutputExistsError
+
 from .defects import DEFECT_FAMILIES
 from .kit import KitConfig, generate_kit
 
@@ -34,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         heldout_families=tuple(args.heldout_family),
     )
     start = time.perf_counter()
-    summary = generate_kit(args.out, seed=args.seed, config=config, workers=args.workers, overwrite=args.overwrite)
+    try:
+        summary = generate_kit(args.out, seed=args.seed, config=config, workers=args.workers, overwrite=args.overwrite)
+    except OutputExistsError as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}: pass --overwrite to replace it, or choose another OUT\n")
     print(f"wrote {summary.out_dir} in {time.perf_counter() - start:.1f} s")
     for key, value in summary.counts.items():
         print(f"  {key}: {value}")

@@ -15,6 +15,8 @@ import math
 import numpy as np
 from PIL import Image
 
+from authvision.errors import MissingExtraError
+
 __all__ = [
     "BACKGROUND_POOLS",
     "PHOTO_BACKGROUNDS",
@@ -91,7 +93,10 @@ def _photo(source: str, rng: np.random.Generator, width: int, height: int) -> Im
     from authvision.sample_photos import sample_photo
 
     if not photos_available():
-        raise ImportError(f"photo background {source!r} needs scikit-image: pip install 'authvision[dev]'")
+        raise MissingExtraError(
+            f"photo background {source!r} needs scikit-image, which is not installed: it comes with authvision's [report] extra",
+            extra="report", module="skimage",
+        )
     img = Image.fromarray(sample_photo(source))
     # the largest crop of the frame's aspect, shrunk at random, somewhere in the photo
     aspect = width / height

@@ -26,6 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from authvision.errors import OutputExistsError
+
 from ._kit_jobs import _run_all
 from .kit_config import KitConfig
 from .kit_files import KIT_FORMAT as KIT_FORMAT  # re-exported: the kit's names stay importable from here
@@ -69,7 +71,7 @@ def generate_kit(
         overwrite: replace an existing kit in ``out_dir`` (only the kit's own files are removed).
 
     Raises:
-        FileExistsError: ``out_dir`` already holds a kit and ``overwrite`` is False.
+        OutputExistsError: ``out_dir`` already holds a kit and ``overwrite`` is False (a ``FileExistsError`` too).
         ValueError: a bad ``workers`` or an impossible config (see :func:`make_kit`).
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -77,8 +79,10 @@ def generate_kit(
     out = Path(out_dir)
     existing = [name for name in _OWNED if (out / name).exists()]
     if existing and not overwrite:
-        raise FileExistsError(
-            f"{out} already holds a kit ({', '.join(existing)}); pass overwrite=True to replace it"
+        raise OutputExistsError(
+            f"{out} already holds a brand kit ({', '.join(existing)}): choose another folder, or replace that kit "
+            "(only the kit's own files are removed)",
+            path=out,
         )
     for name in existing:
         target = out / name

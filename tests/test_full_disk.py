@@ -123,7 +123,7 @@ def test_a_scan_that_fills_the_disk_stops_keeps_its_rows_and_resumes_to_one_row_
             scan_to_jsonl(scanner, listings, out, progress=seen.append)
         assert isinstance(full.value, OSError) and full.value.errno == errno.ENOSPC
         message = str(full.value)
-        assert "no space left" in message and str(out) in message and "--resume" in message
+        assert "no space left" in message and str(out) in message and "resume the scan" in message
 
         written = rows_of(out)  # every line complete: the partial one was cut off
         assert 0 < len(written) < len(listings)

@@ -36,6 +36,7 @@ def fake_run(monkeypatch):
 @pytest.mark.parametrize("entry", ["cli", "pipeline"])
 def test_both_entry_points_run_the_same_train(fake_run, entry, tmp_path, capsys):
     pipeline, calls = fake_run
+    (tmp_path / "data").mkdir()  # the CLI refuses a missing DATA before it loads torch
     argv = [str(tmp_path / "data"), "--out", str(tmp_path / "model"), "--set", "train.epochs=1", "--max-steps", "2"]
     code = cli_main(["-q", "train", *argv]) if entry == "cli" else pipeline.main(["-q", *argv])
     assert code == 0

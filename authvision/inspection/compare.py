@@ -93,12 +93,20 @@ def structure_diff(warped: np.ndarray, norm: np.ndarray, shift: int = 1) -> np.n
 
 
 def hue_angle(warped: np.ndarray, m: np.ndarray, view: TemplateView) -> float:
-    """|median hue-angle difference| over item pixels chromatic in both images (0 if too few)."""
-    h1, c1 = hue_chroma(warped)
-    w = (np.minimum(view.chroma, c1) > MIN_CHROMA) & m
-    if w.sum() <= 30:
+    """|median hue-angle difference| over item pixels chromatic in both images (0 if too few).
+
+    Computed over the mask's bounding box only, the hue angle only where both are chromatic."""
+    x, y, w, h = cv2.boundingRect(m.astype(np.uint8))
+    if w == 0 or h == 0:
         return 0.0
-    return float(abs(np.median(np.angle(np.exp(1j * (h1[w] - view.hue[w]))))))
+    box = (slice(y, y + h), slice(x, x + w))
+    lab = cv2.cvtColor(np.ascontiguousarray(warped[box]), cv2.COLOR_RGB2LAB).astype(np.float32)
+    a, b = lab[..., 1] - 128, lab[..., 2] - 128
+    chromatic = (np.minimum(view.chroma[box], np.hypot(a, b)) > MIN_CHROMA) & m[box]
+    if chromatic.sum() <= 30:
+        return 0.0
+    d = np.arctan2(b[chromatic], a[chromatic]) - view.hue[box][chromatic]
+    return float(abs(np.median((d + np.pi) % (2 * np.pi) - np.pi)))
 
 
 def magnification(H: np.ndarray, frame_shape: tuple[int, int]) -> float:

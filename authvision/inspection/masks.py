@@ -85,13 +85,16 @@ def full_mask(rgb: np.ndarray) -> np.ndarray:
     return fill_enclosed(item_mask(rgb), rgb)
 
 
-def _is_background(pixels: np.ndarray, background: np.ndarray, opens_outside: bool, level: float, shadow_spread: float) -> bool:
-    """Whether a region's pixels (Nx3) show the background: its colour, or — for a region that opens
-    onto the background around the item, as a gap between parts does — its colour in shadow (every
-    channel darkened by the same factor)."""
-    median = np.median(pixels.astype(np.float32), 0)
-    if float(np.abs(median - background).max()) < level:
+def _is_background(
+    pixels: np.ndarray, distances: np.ndarray, background: np.ndarray, opens_outside: bool, level: float, shadow_spread: float
+) -> bool:
+    """Whether a region's pixels (Nx3, and their distances from the background colour) show the
+    background: its colour (median distance under ``level``, the rule of :func:`fill_enclosed`), or —
+    for a region that opens onto the background around the item, as a gap between parts does — its
+    colour in shadow (every channel darkened by the same factor)."""
+    if float(np.median(distances)) < level:
         return True
+    median = np.median(pixels.astype(np.float32), 0)
     ratio = median / np.maximum(background, 1.0)
     return bool(opens_outside and ratio.max() < 1.0 and ratio.max() - ratio.min() < shadow_spread)
 
@@ -101,8 +104,8 @@ def cutout_mask(rgb: np.ndarray, threshold: float = 30.0, background_level: floa
     background visible between parts (a box and a bottle, a handle's loop) stays out (bool HxW).
 
     The candidates are the pale regions of the closed mask (within ``threshold`` of the background
-    colour); one is background when its median colour is the background's (within
-    ``background_level``) or, for a region opening onto the background around the item, the
+    colour); one is background when its median distance from the background colour is under
+    ``background_level`` or, for a region opening onto the background around the item, the
     background's in shadow (all channels darkened alike, within ``shadow_spread``), as the gap between
     a box and a bottle is. Pale parts of the item itself — a
     white strap, a cream label carrying the wordmark — stay in: cut out, they would be replaced by a
@@ -110,14 +113,14 @@ def cutout_mask(rgb: np.ndarray, threshold: float = 30.0, background_level: floa
     may be anything.
     """
     full = full_mask(rgb)
-    pale = full & ~(background_distance(rgb) > threshold)
-    n, lab = cv2.connectedComponents(pale.astype(np.uint8))
+    d = background_distance(rgb)
+    n, lab = cv2.connectedComponents((full & ~(d > threshold)).astype(np.uint8))
     if n > 1:
         background = border_colour(rgb)
         outside = cv2.dilate((~full).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
         for i in range(1, n):
             region = lab == i
-            if _is_background(rgb[region], background, bool((region & outside).any()), background_level, shadow_spread):
+            if _is_background(rgb[region], d[region], background, bool((region & outside).any()), background_level, shadow_spread):
                 full[region] = False
     return full
 

@@ -181,11 +181,7 @@ def measure(
         S = np.diag([lw / listing.shape[1], lh / listing.shape[0], 1.0])
         H = H @ S
         placement = None if placement is None else placement.then(S)
-    if placement is not None and placement.parts_moved:
-        warped, valid = warp_placement(listing, placement, (w, h))
-    else:
-        warped = cv2.warpPerspective(listing, H, (w, h), flags=cv2.INTER_LINEAR)
-        valid = cv2.warpPerspective(np.full(listing.shape[:2], 255, np.uint8), H, (w, h), flags=cv2.INTER_NEAREST) > 0
+    warped, valid = warp_placement(listing, Placement(H) if placement is None else placement, (w, h))
     if flow_sigma > 0:
         warped = smooth_flow_align(warped, view, flow_sigma, flow_max)
     m = view.mask & valid

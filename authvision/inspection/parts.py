@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from authvision.inspection.masks import cutout_mask
-from authvision.inspection.registration import Keypoints, ListingKeypoints, RegistrationParams, Target, _refine
+from authvision.inspection.registration import Keypoints, ListingKeypoints, RegistrationParams, Target, refine
 
 logger = logging.getLogger(__name__)
 
@@ -104,9 +104,10 @@ def place_parts(
     for k in range(1, int(labels.max()) + 1):
         part = labels == k
         ys, xs = np.nonzero(part)
-        refine = _on_part(target.keypoints if target.refine_keypoints is None else target.refine_keypoints, labels, k)
-        sub = Target(_on_part(target.keypoints, labels, k), target.item, cv2.dilate(part.astype(np.uint8) * 255, grow), refine)
-        refined = _refine(lk, homography, sub, p) if len(refine.points) >= 12 else None
+        coarse = _on_part(target.keypoints, labels, k)
+        second = coarse if target.refine_keypoints is None else _on_part(target.refine_keypoints, labels, k)
+        sub = Target(coarse, target.item, cv2.dilate(part.astype(np.uint8) * 255, grow), second)
+        refined = refine(lk, homography, sub, p) if len(second.points) >= 12 else None
         if refined is None:
             out.append(None)
             continue
@@ -124,11 +125,9 @@ def warp_placement(listing: np.ndarray, placement: Placement, size: tuple[int, i
     ones = np.full(listing.shape[:2], 255, np.uint8)
     warped = cv2.warpPerspective(listing, placement.homography, size, flags=flags)
     valid = cv2.warpPerspective(ones, placement.homography, size, flags=cv2.INTER_NEAREST) > 0
-    if placement.labels is None:
-        return warped, valid
     grow = np.ones((7, 7), np.uint8)
     for k, H in enumerate(placement.homographies, start=1):
-        if H is None:
+        if H is None or placement.labels is None:
             continue
         region = cv2.dilate((placement.labels == k).astype(np.uint8), grow) > 0
         w = cv2.warpPerspective(listing, H, size, flags=flags)

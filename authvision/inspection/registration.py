@@ -198,8 +198,9 @@ def _project(H: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return cv2.perspectiveTransform(pts.reshape(-1, 1, 2).astype(np.float64), H).reshape(-1, 2)
 
 
-def _refine(lk: ListingKeypoints, H: np.ndarray, target: Target, p: RegistrationParams):
-    """Second pass in the template frame; returns (homography, inliers, reprojection error) or None."""
+def refine(lk: ListingKeypoints, H: np.ndarray, target: Target, p: RegistrationParams) -> tuple[np.ndarray, int, float] | None:
+    """Second pass in the template frame from a starting homography (listing pixels -> frame), with no
+    quality checks; returns (homography, inliers, reprojection error), or None on too little support."""
     fh, fw = target.search.shape
     warped = cv2.warpPerspective(lk.gray, H, (fw, fh), flags=cv2.INTER_LINEAR)
     wk = detect(warped, target.search, p.refine_features, p.refine_levels)
@@ -335,7 +336,7 @@ def _register(lk: ListingKeypoints, target: Target, p: RegistrationParams) -> Re
     if n < p.min_inliers:
         return Registration(None, mirrored, n, float("nan"), f"too few inliers ({n} < {p.min_inliers})")
     err = float(np.linalg.norm(_project(H, src[inl]) - dst[inl], axis=1).mean())
-    refined = _refine(lk, H, target, p)
+    refined = refine(lk, H, target, p)
     if refined is not None:
         H, n, err = refined
     return _checked(H, n, err, mirrored, lk, target, p)
@@ -346,7 +347,7 @@ def register_from(lk: ListingKeypoints, start: np.ndarray, mirrored: bool, targe
     the second pass only. Fails (``reason`` set) when the second pass finds too little support."""
     if not np.all(np.isfinite(start)) or abs(np.linalg.det(start)) < 1e-12:
         return Registration(None, mirrored, 0, float("nan"), "degenerate starting homography")
-    refined = _refine(lk, start, target, p)
+    refined = refine(lk, start, target, p)
     if refined is None:
         return Registration(None, mirrored, 0, float("nan"), "second pass found too few matches near the derived fit")
     H, n, err = refined

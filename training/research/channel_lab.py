@@ -59,12 +59,17 @@ def auc(pos, neg) -> float:
     return float((pos > neg).mean() + 0.5 * (pos == neg).mean())
 
 
+def references(kit: str, label: str) -> list[dict]:
+    """The kit's reference rows of one label."""
+    with open(os.path.join(kit, "references.csv"), newline="") as f:
+        return [r for r in csv.DictReader(f) if r["label"] == label]
+
+
 def kit_rows(kit: str) -> tuple[list[dict], list[dict]]:
+    """(test listings of indexed products, genuine references)."""
     with open(os.path.join(kit, "listings.csv"), newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == "test" and r["label"] in ("genuine", "fake")]
-    with open(os.path.join(kit, "references.csv"), newline="") as f:
-        refs = [r for r in csv.DictReader(f) if r["label"] == "genuine"]
-    return rows, refs
+    return rows, references(kit, "genuine")
 
 
 def _warp(img: np.ndarray, H: np.ndarray, view: TemplateView) -> dict:

@@ -31,7 +31,7 @@ from authvision.inspection.registration import gray, listing_keypoints, register
 Z = 2.0
 
 
-def fake_views(kit: str, t: dict, photos: list[np.ndarray], fakes: list[np.ndarray]) -> list[dict]:
+def fake_views(t: dict, photos: list[np.ndarray], fakes: list[np.ndarray]) -> list[dict]:
     """The seized fakes warped into the template's frame, with their LCN maps and per-cell z."""
     view, kp, item, search, _ = make_template_parts(photos[t["source"]], lab.P)
     nc = np.stack([lab.ch_cells(s, view) for s in t["null"]]).astype(np.float64)
@@ -71,10 +71,7 @@ def main() -> None:
     ap.add_argument("--products", default="")
     a = ap.parse_args()
     rows, refs = lab.kit_rows(a.kit)
-    import csv
-
-    with open(os.path.join(a.kit, "references.csv"), newline="") as fh:
-        fake_refs = [r for r in csv.DictReader(fh) if r["label"] == "fake"]
+    fake_refs = lab.references(a.kit, "fake")
     products = sorted({r["product"] for r in rows})
     if a.products:
         products = [p for p in products if p in a.products.split(",")]
@@ -85,18 +82,20 @@ def main() -> None:
             data = pickle.load(fh)
         photos = [lab.load(a.kit, q) for q in sorted(r["path"] for r in refs if r["product"] == p)]
         fakes = [lab.load(a.kit, r["path"]) for r in fake_refs if r["product"] == p]
+        registered = []
         for t in data["templates"]:
             v = t["view"]
             for n in ("px", "cells", "colour"):
                 out, q50, q95 = lab.score_template(t, n)
                 for path, raw in out.items():
                     scores[n].setdefault(path, []).append((raw - q50) / max(q95 - q50, 1e-6))
-            fv = fake_views(a.kit, t, photos, fakes)
+            fv = fake_views(t, photos, fakes)
+            registered.append(len(fv))
             null = np.array([closeness(s, v, fv) for s in t["null"]])
             q50, q95 = np.percentile(null, 50), np.percentile(null, 95)
             for path, s in t["listings"].items():
                 scores["seized"].setdefault(path, []).append((closeness(s, v, fv) - q50) / max(q95 - q50, 1e-6))
-        print(p, "fakes registered per template:", [len(fake_views(a.kit, t, photos, fakes)) for t in data["templates"][:1]], flush=True)
+        print(p, "seized fakes registered per template:", registered, flush=True)
     fake = np.array([r["label"] == "fake" for r in rows])
     fam = np.array([r["family"] for r in rows])
     seen = np.array([r["factory_seen"] == "true" for r in rows])

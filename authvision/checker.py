@@ -340,7 +340,9 @@ class AuthenticityChecker:
                 features.extend(values)
                 reports[provider.name] = {**evidence[i].artefacts, "features": dict(zip(provider.features, values))}
             confirmed = any(evidence[i].confirms_product for evidence in per_provider)
-            out.append(Assessment(s.neighbors, s.duplicate_of, s.product, s.brand, s.max_similarity, tuple(features), reports, confirmed))
+            found = next((evidence[i] for evidence in per_provider if evidence[i].product is not None), None)
+            product, owner = (s.product, s.brand) if found is None else (found.product, found.brand)
+            out.append(Assessment(s.neighbors, s.duplicate_of, product, owner, s.max_similarity, tuple(features), reports, confirmed))
         return out
 
     def _provider_evidence(self, provider: EvidenceProvider, listings: Sequence[Listing], screens: Sequence[Screen]) -> list[Any]:

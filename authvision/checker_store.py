@@ -50,7 +50,7 @@ from ._version import __version__
 from .calibration import Calibration, CalibrationReport
 from .embedder import Embedder, default_model_dir
 from .errors import ChecksumMismatchError, IncompatibleModelError, IndexFormatError
-from .evidence import EvidenceProvider, default_providers, provider_class
+from .evidence import EvidenceProvider, format1_providers, provider_class
 from .index import ReferenceIndex
 from .manifest import MODEL_MANIFEST as MODEL_MANIFEST_NAME
 from .manifest import ModelManifest, sha256_bytes
@@ -252,7 +252,7 @@ def _load_model(path: Path, manifest: dict[str, Any], model: dict[str, Any], num
 def _saved_providers(path: Path, manifest: dict[str, Any], saved: Any) -> list[EvidenceProvider]:
     """The providers a checker was saved with (format 1 had the default ones), rebuilt from their files."""
     if saved is None:
-        return default_providers()
+        return format1_providers()
     providers = []
     for entry in saved:
         cls = provider_class(entry["name"])

@@ -106,7 +106,7 @@ def test_a_new_provider_reaches_calibration_verdicts_and_scan_rows(toy_checker, 
     toy = row["provider_evidence"]["toy_red_share"]
     assert toy["features"]["red_share"] == pytest.approx(verdict.evidence["red_share"], abs=1e-6)
     assert toy["product_seen"] == "coffee" and toy["pixels"] > 0
-    assert row["provider_evidence"]["neighbours"]["features"]["genuine_similarity"] == pytest.approx(verdict.evidence["genuine_similarity"], abs=1e-6)
+    assert row["provider_evidence"]["neighbours"]["features"]["neighbour_margin"] == pytest.approx(verdict.evidence["neighbour_margin"], abs=1e-6)
 
     (results,) = list(toy_checker.scan([listing]))
     scanned = json.loads(json.dumps(results.to_dict()))

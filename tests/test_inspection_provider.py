@@ -22,6 +22,8 @@ from authvision.sample_photos import sample_photo
 
 pytest.importorskip("cv2")
 
+import authvision.inspection as inspection_engine  # noqa: E402  (needs OpenCV)
+
 CONFIG = KitConfig(brands=1, products_per_brand=1, kinds=("handbag",), genuine_refs=5, fake_refs=2, listings=14,
                    reused_share=0.0, unknown_share=0.0, photo_size=480)  # fmt: skip
 
@@ -58,7 +60,8 @@ def test_listings_of_the_product_are_inspected_and_say_how(checker, kit):
     assert len(registered) >= 4
     for i in registered:
         assert i["inliers"] >= 8 and i["reprojection_error"] < 5 and i["regions"]
-        assert set(i["features"]) == {"inspection_log_score", "inspection_registered"} and i["features"]["inspection_registered"] == 1.0
+        assert set(i["features"]) == {"inspection_log_score", "inspection_registered", "inspection_log_structure", "inspection_log_cells",
+                                      "inspection_log_colour"} and i["features"]["inspection_registered"] == 1.0  # fmt: skip
         assert all(len(region["listing_box"]) == 4 for region in i["regions"])
     json.dumps([v.to_dict() for v in verdicts])
 
@@ -69,7 +72,7 @@ def test_an_unrelated_photo_is_not_given_a_garbage_score(checker):
     assert inspection is not None
     assert not inspection.get("registered", False)
     assert inspection["reason"]
-    assert verdict.evidence["inspection_log_score"] == 0.0 and verdict.evidence["inspection_registered"] == 0.0
+    assert all(verdict.evidence[f] == 0.0 for f in ("inspection_log_score", "inspection_registered", "inspection_log_structure"))
 
 
 def test_inspection_data_is_saved_and_a_copied_checker_inspects_without_the_photos(kit, embedder, tmp_path):
@@ -125,10 +128,10 @@ def test_a_save_that_fails_midway_leaves_the_previous_checker(checker, kit, tmp_
 def test_an_inspection_failure_never_loses_a_row(checker, kit, monkeypatch):
     listings = _listings(kit)[:3]
 
-    def broken(self, listing, product, *, heatmap=True):
+    def broken(listing, candidates, **kwargs):
         raise RuntimeError("inspection exploded")
 
-    monkeypatch.setattr(InspectionEvidence, "inspect", broken)
+    monkeypatch.setattr(inspection_engine, "inspect_best", broken)
     results = list(checker.scan([*listings, b"not an image"], batch_size=2))
     assert [r.seq for r in results] == [0, 1, 2, 3]
     rows = [json.loads(json.dumps(r.to_dict())) for r in results]
@@ -158,4 +161,4 @@ def test_only_chosen_products_are_inspected(embedder, kit):
     checker.add_references([kit / r["path"] for r in rows], [r["label"] for r in rows], product=[r["product"] for r in rows])
     verdict = checker.check(_listings(kit)[0])
     assert verdict.inspection["inspected"] is False and "not inspected" in verdict.inspection["reason"]
-    assert np.isfinite(verdict.evidence["genuine_similarity"])
+    assert np.isfinite(verdict.evidence["neighbour_margin"])

@@ -1,7 +1,7 @@
 """Evidence providers: one seam for everything a verdict rests on (see :mod:`authvision.evidence.base`).
 
-The screen's providers: :class:`NeighbourEvidence` (nearest genuine and fake references of the
-matched product), :class:`DuplicateEvidence` (re-used photos) and :class:`ModelHeadEvidence` (a
+The screen's providers: :class:`NeighbourEvidence` (how much closer the matched product's nearest
+genuine reference is than its nearest seized fake), :class:`DuplicateEvidence` (re-used photos) and :class:`ModelHeadEvidence` (a
 retrained model's fake head), :func:`default_providers` in the checker's default order; and the second
 stage, :class:`InspectionEvidence` (region inspection against the product's genuine references,
 :func:`inspection_providers` = the default ones plus it).
@@ -27,6 +27,7 @@ __all__ = [
     "default_providers",
     "inspection_providers",
     "feature_names",
+    "format1_providers",
     "provider_class",
     "register_provider",
 ]
@@ -35,6 +36,11 @@ __all__ = [
 def default_providers() -> list[EvidenceProvider]:
     """Neighbours, duplicates, the model's fake head: the evidence of every checker by default."""
     return [NeighbourEvidence(), DuplicateEvidence(), ModelHeadEvidence()]
+
+
+def format1_providers() -> list[EvidenceProvider]:
+    """The providers of a checker saved before providers were saved with it (checker format 1)."""
+    return [NeighbourEvidence(features="similarities"), DuplicateEvidence(), ModelHeadEvidence()]
 
 
 def inspection_providers(**inspection: object) -> list[EvidenceProvider]:

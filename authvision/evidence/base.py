@@ -104,14 +104,19 @@ class ProviderEvidence:
     """One provider's evidence for one listing: its features, in its ``features`` order, and artefacts.
 
     ``artefacts`` must be JSON-serialisable (they go into ``Verdict.to_dict()`` and scan rows).
-    ``confirms_product``: the provider found the screen's product in the photo beyond doubt (region
+    ``confirms_product``: the provider found the product in the photo beyond doubt (region
     inspection registered it to a genuine template on many keypoints): the listing is then never
     ``unknown``, whatever its embedding similarity.
+    ``product`` / ``brand``: the product the provider found in the photo when it is not the screen's
+    (region inspection registered the listing to another candidate among its neighbours); the
+    verdict then names it. None: the screen's product stands.
     """
 
     features: tuple[float, ...]
     artefacts: Mapping[str, Any] = field(default_factory=dict)
     confirms_product: bool = False
+    product: str | None = None
+    brand: str | None = None
 
 
 class EvidenceProvider:

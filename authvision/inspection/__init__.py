@@ -13,7 +13,7 @@ Scores are on the null's scale (0 = typical genuine, 1 = the null's 95th percent
 (seed 0): fake ROC-AUC 0.83 — see training/RESEARCH.md, "Region inspection".
 """
 
-from authvision.inspection.inspector import SCORE_CHANNELS, InspectionResult, Region, inspect
+from authvision.inspection.inspector import SCORE_CHANNELS, InspectionResult, Region, inspect, inspect_best
 from authvision.inspection.product import InspectionParams, ProductInspection, build_product_inspection
 from authvision.inspection.registration import RegistrationParams
 
@@ -26,4 +26,5 @@ __all__ = [
     "RegistrationParams",
     "build_product_inspection",
     "inspect",
+    "inspect_best",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +16,7 @@ from authvision.inspection.compare import Measurement, measure
 from authvision.inspection.null import CHANNELS, cell_z, pixel_z, raw_channels, standardise
 from authvision.inspection.parts import Placement, place_parts
 from authvision.inspection.product import ProductInspection, Template
-from authvision.inspection.registration import Registration, listing_keypoints, register_templates
+from authvision.inspection.registration import ListingKeypoints, Registration, listing_keypoints, register_anchor, register_templates
 
 logger = logging.getLogger(__name__)
 
@@ -118,15 +119,62 @@ def inspect(listing: np.ndarray, data: ProductInspection, *, regions: int = 5, h
     Raises:
         InspectionError: ``listing`` is not an RGB uint8 image.
     """
+    listing = _checked(listing)
+    lk = listing_keypoints(listing, data.params.registration)
+    return _inspect_registered(listing, lk, data, register_templates(lk, data.targets, data.links, data.params.registration), regions, heatmap)
+
+
+def inspect_best(
+    listing: np.ndarray, candidates: Sequence[ProductInspection], *, regions: int = 5, heatmap: bool = True
+) -> tuple[int, InspectionResult]:
+    """Which of several candidate products a listing pictures, and its inspection against that one.
+
+    The screen's product vote is wrong for some cluttered listings (another product of the same kind
+    or brand looks alike to a global embedding), and a listing inspected against the wrong product
+    either fails to register or is compared with the wrong marks. Here each candidate's templates are
+    registered from scratch up to the first that registers (the listing's keypoints are detected once);
+    the candidate whose registration has the most keypoint inliers wins (ties: the earlier candidate,
+    so pass the screen's product first), and only it is compared. When none registers, the first
+    candidate's result says why.
+
+    Returns:
+        (index of the chosen candidate, its :class:`InspectionResult`).
+
+    Raises:
+        InspectionError: ``listing`` is not an RGB uint8 image, or ``candidates`` is empty.
+    """
+    if not candidates:
+        raise InspectionError("inspect_best needs at least one candidate product")
+    listing = _checked(listing)
+    keypoints: dict[Any, ListingKeypoints] = {}
+    anchors: list[tuple[int, list[Registration]]] = []
+    for data in candidates:
+        p = data.params.registration
+        if p not in keypoints:
+            keypoints[p] = listing_keypoints(listing, p)
+        anchors.append(register_anchor(keypoints[p], data.targets, p))
+    inliers = [tried[first].inliers if first >= 0 else -1 for first, tried in anchors]
+    best = int(np.argmax(inliers))  # the first of equals
+    data = candidates[best]
+    lk = keypoints[data.params.registration]
+    regs = register_templates(lk, data.targets, data.links, data.params.registration, anchor=anchors[best])
+    return best, _inspect_registered(listing, lk, data, regs, regions, heatmap)
+
+
+def _checked(listing: np.ndarray) -> np.ndarray:
     if not isinstance(listing, np.ndarray) or listing.ndim != 3 or listing.shape[2] != 3 or listing.dtype != np.uint8:
         raise InspectionError("listing must be an RGB uint8 HxWx3 array")
-    listing = np.ascontiguousarray(listing)
+    return np.ascontiguousarray(listing)
+
+
+def _inspect_registered(
+    listing: np.ndarray, lk: ListingKeypoints, data: ProductInspection, regs: Sequence[Registration], regions: int, heatmap: bool
+) -> InspectionResult:
+    """The comparison of a listing with every template it registered to (``regs``, one per template)."""
     p = data.params
-    lk = listing_keypoints(listing, p.registration)
     best: tuple[float, int, Registration, Measurement, dict[str, float], Placement] | None = None
     failed: list[Registration] = []
     per_template = []
-    regs = register_templates(lk, data.targets, data.links, p.registration)
     for i, (t, reg, target) in enumerate(zip(data.templates, regs, data.targets)):
         if not reg.ok or reg.homography is None:
             failed.append(reg)

@@ -354,11 +354,26 @@ def register_from(lk: ListingKeypoints, start: np.ndarray, mirrored: bool, targe
     return _checked(H, n, err, mirrored, lk, target, p)
 
 
+def register_anchor(lk: ListingKeypoints, targets: Sequence[Target], p: RegistrationParams = RegistrationParams()) -> tuple[int, list[Registration]]:
+    """The templates registered from scratch, in order, up to the first that registers (the anchor).
+
+    Returns:
+        (index of the anchor, or -1 when none registers; the registrations tried).
+    """
+    tried: list[Registration] = []
+    for i in range(len(targets)):
+        tried.append(_register(lk, targets[i], p))
+        if tried[-1].ok:
+            return i, tried
+    return -1, tried
+
+
 def register_templates(
     lk: ListingKeypoints,
     targets: Sequence[Target],
     links: np.ndarray | None,
     p: RegistrationParams = RegistrationParams(),
+    anchor: tuple[int, list[Registration]] | None = None,
 ) -> list[Registration]:
     """Registers a listing to each of a product's templates.
 
@@ -368,27 +383,26 @@ def register_templates(
     frame -> template ``i`` frame; an entry whose ``[2, 2]`` is 0 means "no link") and runs the second
     pass only, falling back to a registration from scratch when that fails.
 
+    ``anchor``: what :func:`register_anchor` returned for this listing and these targets, when the
+    caller has it already (it is not computed twice).
+
     Returns:
         One :class:`Registration` per target, in order.
     """
     full = lambda i: _register(lk, targets[i], p)  # noqa: E731
     if links is None or not p.derive or len(targets) < 2:
-        return [full(i) for i in range(len(targets))]
-    regs: list[Registration | None] = [None] * len(targets)
-    anchor = None
-    for i in range(len(targets)):
-        reg = regs[i] = full(i)
-        if reg.ok:
-            anchor = i
-            break
-    if anchor is None:  # every template was tried from scratch
-        return [r for r in regs if r is not None]
-    a = regs[anchor]
+        done = {} if anchor is None else dict(enumerate(anchor[1]))
+        return [done[i] if i in done else full(i) for i in range(len(targets))]
+    first, tried = register_anchor(lk, targets, p) if anchor is None else anchor
+    regs: list[Registration | None] = [*tried, *[None] * (len(targets) - len(tried))]
+    if first < 0:  # every template was tried from scratch
+        return list(tried)
+    a = regs[first]
     assert a is not None and a.homography is not None
     for i in range(len(targets)):
-        if i == anchor:
+        if i == first:
             continue
-        link = links[anchor, i]
+        link = links[first, i]
         derived = register_from(lk, link @ a.homography, a.mirrored, targets[i], p) if link[2, 2] != 0 else None
         if derived is not None and derived.ok:
             regs[i] = derived

@@ -209,6 +209,65 @@ def ch_colour(s: dict, v: TemplateView) -> np.ndarray:
     return np.array([[hue_angle(s["warped"], s["mask"], v)]], np.float32)
 
 
+_NET = None
+
+
+def _deep(image: np.ndarray) -> list[np.ndarray]:
+    """ImageNet EfficientNet-Lite0 feature maps of an RGB frame: stride 8 (40 ch) and 16 (112 ch), L2-normalised per location."""
+    global _NET
+    import torch
+    import torch.nn.functional as F
+
+    from training.backbone import lite0_pretrained
+
+    if _NET is None:
+        _NET = lite0_pretrained().eval()
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+    out = []
+    with torch.no_grad():
+        y = F.relu6(_NET._bn0(_NET._conv_stem(x)))
+        for i, block in enumerate(_NET._blocks[:11]):
+            y = block(y)
+            if i in (4, 10):
+                out.append(F.normalize(y, dim=1)[0].numpy())
+    return out
+
+
+def _matched_rgb(v: TemplateView, mag: float) -> np.ndarray:
+    if mag <= 1.25:
+        return v.image
+    h, w = v.mask.shape
+    small = cv2.resize(v.image, (max(8, round(w / mag)), max(8, round(h / mag))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+_TEMPLATE_FEATURES: dict[tuple[int, float], list[np.ndarray]] = {}
+
+
+def ch_deep(layers: tuple[int, ...], shift: int) -> Channel:
+    def f(s: dict, v: TemplateView) -> np.ndarray:
+        key = (id(v), round(float(s["mag"]), 1) if s["mag"] > 1.25 else 1.0)
+        if key not in _TEMPLATE_FEATURES:
+            _TEMPLATE_FEATURES[key] = _deep(_matched_rgb(v, s["mag"]))
+        tf = _TEMPLATE_FEATURES[key]
+        lf = _deep(s["warped"])
+        h, w = v.mask.shape
+        total = np.zeros((h, w), np.float32)
+        for k in layers:
+            a, b = lf[k], tf[k]
+            _, fh, fw = a.shape
+            best = np.full((fh, fw), np.inf, np.float32)
+            pad = np.pad(a, ((0, 0), (shift, shift), (shift, shift)), mode="edge")
+            for dy in range(-shift, shift + 1):
+                for dx in range(-shift, shift + 1):
+                    sh = pad[:, shift + dy : shift + dy + fh, shift + dx : shift + dx + fw]
+                    np.minimum(best, 1.0 - (sh * b).sum(0), out=best)
+            total += cv2.resize(best, (w, h), interpolation=cv2.INTER_LINEAR)
+        return cell_means(total / len(layers), s["mask"], P.cell)
+
+    return f
+
+
 CHANNELS: dict[str, Channel] = {
     "cells": ch_cells,
     "ncc2": ch_ncc(2),
@@ -218,6 +277,10 @@ CHANNELS: dict[str, Channel] = {
     "colour": ch_colour,
     "px": ch_px,
     "pxblur": ch_pxblur,
+    "deep8": ch_deep((0,), 0),
+    "deep16": ch_deep((1,), 0),
+    "deep": ch_deep((0, 1), 0),
+    "deep8s": ch_deep((0,), 1),
 }
 
 

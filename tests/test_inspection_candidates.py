@@ -77,6 +77,14 @@ def test_the_pictured_product_wins_whichever_candidate_comes_first(kit, products
     chosen, result = inspect_best(listing, [data[pictured], data[other]], heatmap=False)
     assert chosen == 0 and result.registered
 
+    class NeverTried:
+        @property
+        def params(self):
+            raise AssertionError("a candidate after one registered on enough inliers was tried")
+
+    chosen, result = inspect_best(listing, [data[pictured], NeverTried()], heatmap=False, enough=20)  # type: ignore[list-item]
+    assert chosen == 0 and result.inliers >= 20
+
 
 def _screen_naming(wrong: str, right: str, brand: str) -> Screen:
     neighbours = (Match(1, "genuine", wrong, brand, 0.95, None), Match(2, "genuine", right, brand, 0.94, None))

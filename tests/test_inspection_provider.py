@@ -17,7 +17,7 @@ from PIL import Image
 import authvision as av
 from authvision.brandkit import KitConfig, generate_kit
 from authvision.errors import IndexFormatError
-from authvision.evidence import InspectionEvidence, inspection_providers
+from authvision.evidence import inspection_providers
 from authvision.sample_photos import sample_photo
 
 pytest.importorskip("cv2")

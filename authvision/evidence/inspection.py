@@ -90,7 +90,8 @@ class InspectionEvidence(EvidenceProvider):
         channels: also give calibration the fused score's channels as features (see the module docstring).
         candidates: products tried per listing: the screen's, then the other products among its
             neighbours by vote; the one the listing registers to on the most keypoints is inspected
-            (and named by the verdict). 1: the screen's product only.
+            (and named by the verdict); a product registered on :data:`CONFIRM_INLIERS` or more is
+            taken without trying the rest. 1: the screen's product only.
         workers: threads inspecting the listings of one batch, and building products' data (default: the CPUs).
     """
 
@@ -275,7 +276,9 @@ class InspectionEvidence(EvidenceProvider):
         usable = [(key, data) for key in candidates if (data := self.product_data(key[0])) is not None]
         if not usable or usable[0][0] != candidates[0]:
             return None
-        chosen, result = inspect_best(_full_resolution(listing), [data for _, data in usable], regions=self.regions, heatmap=False)
+        chosen, result = inspect_best(
+            _full_resolution(listing), [data for _, data in usable], regions=self.regions, heatmap=False, enough=CONFIRM_INLIERS
+        )
         return usable[chosen][0], result
 
     def _skip_reason(self, s: Screen) -> str | None:

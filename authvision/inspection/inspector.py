@@ -125,7 +125,12 @@ def inspect(listing: np.ndarray, data: ProductInspection, *, regions: int = 5, h
 
 
 def inspect_best(
-    listing: np.ndarray, candidates: Sequence[ProductInspection], *, regions: int = 5, heatmap: bool = True
+    listing: np.ndarray,
+    candidates: Sequence[ProductInspection],
+    *,
+    regions: int = 5,
+    heatmap: bool = True,
+    enough: int | None = None,
 ) -> tuple[int, InspectionResult]:
     """Which of several candidate products a listing pictures, and its inspection against that one.
 
@@ -135,7 +140,8 @@ def inspect_best(
     registered from scratch up to the first that registers (the listing's keypoints are detected once);
     the candidate whose registration has the most keypoint inliers wins (ties: the earlier candidate,
     so pass the screen's product first), and only it is compared. When none registers, the first
-    candidate's result says why.
+    candidate's result says why. ``enough``: a candidate registered on at least this many inliers
+    is taken without trying the ones after it.
 
     Returns:
         (index of the chosen candidate, its :class:`InspectionResult`).
@@ -153,6 +159,9 @@ def inspect_best(
         if p not in keypoints:
             keypoints[p] = listing_keypoints(listing, p)
         anchors.append(register_anchor(keypoints[p], data.targets, p))
+        first, tried = anchors[-1]
+        if enough is not None and first >= 0 and tried[first].inliers >= enough:
+            break
     inliers = [tried[first].inliers if first >= 0 else -1 for first, tried in anchors]
     best = int(np.argmax(inliers))  # the first of equals
     data = candidates[best]

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import skimage.data
 
-from authvision.inspection.masks import cutout_mask, full_mask
+from authvision.inspection.masks import cutout_mask, full_mask, inspection_mask
 
 BACKGROUND = 236
 
@@ -44,3 +44,13 @@ def test_cutout_is_the_full_mask_less_the_gaps():
     full, cut = full_mask(photo), cutout_mask(photo)
     assert not (cut & ~full).any()
     assert full[parts["gap"]].mean() > 0.9, "closing the mask bridges the gap (what the cut-out must undo)"
+
+
+def test_only_the_items_own_pixels_are_compared_not_the_background_between_its_parts():
+    photo, parts = _two_part_item()
+    compared = inspection_mask(photo, 9)
+    assert not compared[parts["gap"]].any(), "a listing shows its own background in the gap: never compared"
+    assert not compared[130:270, 197:211].any(), "the parts' edges along the gap are left out, as along the outline"
+    assert compared[parts["label"]].mean() > 0.9 and compared[150:250, 60:180].all()
+    with_gaps = inspection_mask(photo, 9, gaps=True)
+    assert with_gaps[parts["gap"]].mean() > 0.9 and not (compared & ~with_gaps).any()

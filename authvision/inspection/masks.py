@@ -125,17 +125,21 @@ def cutout_mask(rgb: np.ndarray, threshold: float = 30.0, background_level: floa
     return full
 
 
-def inspection_mask(rgb: np.ndarray, erode: int) -> np.ndarray:
-    """Item mask with enclosed pale regions, eroded so the outline band (pose, background) is left out.
+def inspection_mask(rgb: np.ndarray, erode: int, gaps: bool = False) -> np.ndarray:
+    """The item's pixels to compare, eroded so the outline band (pose, background) is left out.
 
     Args:
         rgb: HxWx3 uint8 studio photo at the inspection frame's resolution.
         erode: side in pixels of the square erosion kernel.
+        gaps: keep the background visible between the item's parts (:func:`full_mask`, the closed
+            silhouette) instead of the item's cut-out (:func:`cutout_mask`). In a listing those gaps
+            show the listing's own background, and the erosion then leaves the parts' edges along a
+            gap out too, as it does along the outline.
 
     Returns:
         HxW bool mask.
     """
-    full = full_mask(rgb).astype(np.uint8)
+    full = (full_mask(rgb) if gaps else cutout_mask(rgb)).astype(np.uint8)
     if erode > 1:
         full = np.asarray(cv2.erode(full, np.ones((erode, erode), np.uint8)), dtype=np.uint8)
     return full > 0

@@ -35,9 +35,10 @@ from authvision.inspection.registration import (
 logger = logging.getLogger(__name__)
 
 FORMAT = "authvision.inspection"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """2: template-to-template links; the genuine null keeps an item's pale parts (labels, straps) in its
-simulated listings; part maps of items of several parts (derived from the frame image, not stored)."""
+simulated listings; part maps of items of several parts (derived from the frame image, not stored).
+3: the comparison mask is the item's cut-out (the background between its parts is no longer compared)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class InspectionParams:
     """Longest side in pixels of the template frame where keypoints live and comparison happens."""
     cell: int = 24
     erode: int = 31
+    compare_gaps: bool = False
+    """Compare the background visible between an item's parts too (the closed silhouette). Off: only
+    the item's own pixels are compared (its cut-out, :func:`~authvision.inspection.masks.cutout_mask`)."""
     null_per_reference: int = 2
     null_smooth: float = 0.0
     """Gaussian sigma (px) under which the per-pixel null spread is smoothed (raised, never lowered)."""
@@ -131,7 +135,7 @@ def make_template_parts(rgb: np.ndarray, p: InspectionParams) -> tuple[TemplateV
     item = item_mask(img)
     kp = detect(gray(img), item, p.registration.nfeatures)
     search = cv2.dilate(item, np.ones((15, 15), np.uint8))
-    view = TemplateView.from_image(img, inspection_mask(img, p.erode))
+    view = TemplateView.from_image(img, inspection_mask(img, p.erode, gaps=p.compare_gaps))
     return view, kp, item, search, s
 
 

@@ -15,6 +15,7 @@ genuine-only channels of ``channel_lab.py``. No listing is used to fit anything.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pickle
 import sys
@@ -69,6 +70,7 @@ def main() -> None:
     ap.add_argument("kit")
     ap.add_argument("--cache", default="/tmp/lab3")
     ap.add_argument("--products", default="")
+    ap.add_argument("--dump", default="", help="write each listing's seized-fake score (lowest over templates) to this JSON")
     a = ap.parse_args()
     rows, refs = lab.kit_rows(a.kit)
     fake_refs = lab.references(a.kit, "fake")
@@ -96,6 +98,9 @@ def main() -> None:
             for path, s in t["listings"].items():
                 scores["seized"].setdefault(path, []).append((closeness(s, v, fv) - q50) / max(q95 - q50, 1e-6))
         print(p, "seized fakes registered per template:", registered, flush=True)
+    if a.dump:
+        with open(a.dump, "w") as fh:
+            json.dump({path: min(v) for path, v in scores["seized"].items()}, fh)
     fake = np.array([r["label"] == "fake" for r in rows])
     fam = np.array([r["family"] for r in rows])
     seen = np.array([r["factory_seen"] == "true" for r in rows])

@@ -37,8 +37,8 @@ from PIL import Image
 
 from .calibration import Calibration, CalibrationReport, fit_calibration, uncalibrated
 from .embedder import Embedder
-from .errors import ImageDecodeError, IncompatibleModelError
-from .evidence import EvidenceProvider, Listing, Screen, default_providers, feature_names
+from .errors import ImageDecodeError, IncompatibleModelError, InspectionError
+from .evidence import EvidenceProvider, InspectionEvidence, Listing, Screen, default_providers, feature_names
 from .evidence.base import make_listings
 from .evidence.screen import screen
 from .hashing import DUPLICATE_MAX_DISTANCE
@@ -262,6 +262,36 @@ class AuthenticityChecker:
         removed = [refs[ref_id] for ref_id in ids if ref_id in refs]
         for provider in self.providers:
             provider.references_removed(removed, self)
+
+    def set_authentication_points(
+        self, product: str, reference: int | str, boxes: Mapping[str, Sequence[float]], *, fractions: bool = False
+    ) -> None:
+        """A brand's authentication points for a product: named boxes on one of its genuine reference photos.
+
+        ``reference`` is the photo's reference id or the source it was added from; ``boxes`` maps a
+        name to ``[x0, y0, x1, y1]`` in that photo's pixels (or, with ``fractions``, in fractions of
+        its width and height). Region inspection scores each point on its own against the genuine
+        null, reports it in ``verdict.inspection["points"]`` and lets the worst one raise the fused
+        score (:mod:`authvision.inspection.points`). Save the checker to keep them.
+
+        Raises:
+            InspectionError: the checker has no region inspection, no such genuine reference of the
+                product, or the boxes are malformed (see :meth:`InspectionEvidence.set_authentication_points`).
+        """
+        provider = self.inspection_provider()
+        if isinstance(reference, str):
+            ids = [r.ref_id for r in self.index.references(self.index.ids(product=product, label="genuine")) if r.source == reference]
+            if not ids:
+                raise InspectionError(f"product {product!r} has no genuine reference added from {reference!r}")
+            reference = ids[0]
+        provider.set_authentication_points(product, int(reference), boxes, fractions=fractions)
+
+    def inspection_provider(self) -> InspectionEvidence:
+        """The checker's region-inspection provider; InspectionError when it has none."""
+        found = next((p for p in self.providers if isinstance(p, InspectionEvidence)), None)
+        if found is None:
+            raise InspectionError("this checker has no region inspection (build it with inspection on: `authvision index build`)")
+        return found
 
     # -- checking ------------------------------------------------------------------------------------
     def check(self, image: ImageSource, *, brand: str | None = None) -> Verdict:

@@ -31,7 +31,7 @@ from .cli_support import (
     verdict_line,
     warn_uncalibrated,
 )
-from .errors import AuthvisionError, MissingExtraError, OutputExistsError, StorageFullError
+from .errors import AuthvisionError, InspectionError, MissingExtraError, OutputExistsError, StorageFullError
 
 LOG = logging.getLogger("authvision.cli")
 
@@ -136,6 +136,24 @@ def cmd_index_remove(args: argparse.Namespace) -> int:
     checker.remove_references(args.ids)
     checker.save(args.checker)
     _print_json({"references": len(checker.index), "removed": args.ids})
+    return EXIT_OK
+
+
+def cmd_index_regions(args: argparse.Namespace) -> int:
+    require_paths([args.boxes])
+    try:
+        spec = json.loads(args.boxes.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InspectionError(f"{args.boxes}: not JSON: {exc}") from None
+    if not isinstance(spec, dict) or "reference" not in spec or not isinstance(spec.get("boxes"), dict):
+        raise InspectionError(f'{args.boxes}: expected {{"reference": ID or source, "boxes": {{name: [x0, y0, x1, y1]}}}}')
+    checker = _load_checker(args)
+    if not spec["boxes"]:
+        checker.inspection_provider().clear_authentication_points(args.product)
+    else:
+        checker.set_authentication_points(args.product, spec["reference"], spec["boxes"], fractions=bool(spec.get("fractions", False)))
+    checker.save(args.checker)
+    _print_json({"product": args.product, "points": checker.inspection_provider().authentication_points(args.product)})
     return EXIT_OK
 
 
@@ -421,6 +439,7 @@ HANDLERS: dict[str, Handler] = {
     "index_add": cmd_index_add,
     "index_remove": cmd_index_remove,
     "index_info": cmd_index_info,
+    "index_regions": cmd_index_regions,
     "check": cmd_check,
     "calibrate": cmd_calibrate,
     "scan": cmd_scan,

@@ -71,6 +71,14 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
     remove.add_argument("ids", nargs="+", type=int)
     remove.set_defaults(func=handlers["index_remove"])
 
+    regions = index_commands.add_parser(
+        "regions", help="give a product's authentication points: named boxes on one of its genuine reference photos")
+    regions.add_argument("checker", type=Path)
+    regions.add_argument("product")
+    regions.add_argument("boxes", type=Path, help='JSON: {"reference": ID or source path, "boxes": {"wordmark": [x0, y0, x1, y1], ...}, '
+                                                   '"fractions": false}; "boxes": {} clears them')
+    regions.set_defaults(func=handlers["index_regions"])
+
     info = index_commands.add_parser("info", help="describe a checker")
     info.add_argument("checker", type=Path)
     info.set_defaults(func=handlers["index_info"])

@@ -12,6 +12,7 @@ import skimage.data
 
 from authvision.errors import IndexFormatError, InspectionError
 from authvision.inspection import InspectionParams, ProductInspection, build_product_inspection, inspect
+from authvision.inspection.points import AuthenticationPoint, points_from_boxes
 from authvision.inspection.registration import (
     RegistrationParams,
     Target,
@@ -290,3 +291,43 @@ def test_flow_refinement_follows_a_part_moved_a_few_pixels():
     assert refined.diff[right].mean() < 0.6 * plain.diff[right].mean()
     same = measure(photo, np.eye(3), view, 16, flow_sigma=12.0)
     assert same.diff[mask].mean() < 0.05
+
+
+def _painted(photo: np.ndarray, x0: int, y0: int, side: int = 14) -> np.ndarray:
+    out = photo.copy()
+    cv2.rectangle(out, (x0, y0), (x0 + side, y0 + side), (20, 20, 200), -1)
+    return out
+
+
+def test_an_authentication_point_drawn_on_another_photo_is_scored_where_it_was_drawn(genuine):
+    probe = build_product_inspection(genuine, product="coffee", seed=3, templates=1, params=SMALL)
+    source = probe.templates[0].source
+    drawn_on = (source + 1) % len(genuine)  # carried into the template's frame by registering that photo
+    point = AuthenticationPoint("mark", (135.0, 135.0, 185.0, 185.0))
+    off_item = AuthenticationPoint("background", (2.0, 2.0, 30.0, 30.0))
+    data = build_product_inspection(genuine, product="coffee", seed=3, templates=1, params=SMALL, points=(drawn_on, [point, off_item]))
+    t = data.templates[0]
+    assert t.points == ("mark",), "a point with no compared pixels (on the studio background) is not scored"
+    clean = inspect(_known_view(genuine[source])[0], data)
+    listing, Hk = _known_view(_painted(genuine[source], 152, 152))  # inside the point (the photos differ by ≤ 5 px)
+    r = inspect(listing, data)
+    [scored] = r.points
+    assert scored.name == "mark" and scored.score > 1.0 and scored.score > clean.points[0].score + 1.0
+    assert r.score >= scored.score  # the point joins the fused score
+    painted = cv2.perspectiveTransform(np.float64([[[159, 159]]]), Hk)[0, 0]  # the defect's centre in the listing
+    lb = scored.listing_box
+    assert lb[0] <= painted[0] <= lb[2] and lb[1] <= painted[1] <= lb[3]
+    assert json.dumps(r.to_dict()["points"])
+    again = ProductInspection.from_arrays(*data.to_arrays())
+    assert again.templates[0].points == ("mark",)
+    assert inspect(listing, again).points[0].score == pytest.approx(scored.score, abs=1e-5)
+
+
+def test_malformed_authentication_points_are_refused(genuine):
+    with pytest.raises(InspectionError, match="box"):
+        points_from_boxes({"wordmark": [10, 10, 5, 20]})
+    with pytest.raises(InspectionError, match="box"):
+        points_from_boxes({"wordmark": [1, 2, 3]})
+    with pytest.raises(InspectionError, match="photo 9"):
+        build_product_inspection(genuine, product="coffee", templates=1, params=SMALL, points=(9, points_from_boxes({"m": [1, 1, 9, 9]})))
+    assert points_from_boxes({"b": [0, 0, 4, 4], "a": (1, 1, 2, 2)})[0].name == "a"

@@ -48,7 +48,7 @@ import numpy as np
 from PIL import Image
 
 from ..embedder import available_cpus
-from ..errors import AuthvisionError, IndexFormatError
+from ..errors import AuthvisionError, IndexFormatError, InspectionError
 from ..imageio import decode_image
 from .base import EvidenceProvider, Listing, ProviderEvidence, Screen, register_provider
 from .screen import vote_weights
@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from ..imageio import ImageSource
     from ..index import Reference
     from ..inspection import InspectionResult, ProductInspection
+    from ..inspection.points import AuthenticationPoint
 
 __all__ = ["InspectionEvidence"]
 
@@ -124,6 +125,8 @@ class InspectionEvidence(EvidenceProvider):
         self.candidates = max(1, int(candidates))
         self.workers = available_cpus() if workers is None else max(1, int(workers))
         self._photos: dict[str, dict[int, bytes]] = {}  # product -> ref id -> reduced JPEG
+        self._sizes: dict[str, dict[int, tuple[int, int]]] = {}  # product -> ref id -> the photo's (width, height) as added
+        self._points: dict[str, dict[str, Any]] = {}  # product -> {"reference": ref id, "boxes": {name: box}} (photo pixels)
         self._data: dict[str, ProductInspection | None] = {}  # None: could not be built
         self._dirty: set[str] = set()
         self._lock = threading.RLock()
@@ -156,6 +159,7 @@ class InspectionEvidence(EvidenceProvider):
                 continue
             with self._lock:
                 self._photos.setdefault(ref.product, {})[ref.ref_id] = _reduced_jpeg(image)
+                self._sizes.setdefault(ref.product, {})[ref.ref_id] = image.size
                 self._dirty.add(ref.product)
 
     def references_removed(self, references: Sequence[Reference], checker: AuthenticityChecker) -> None:
@@ -164,6 +168,64 @@ class InspectionEvidence(EvidenceProvider):
                 photos = self._photos.get(ref.product or "")
                 if photos is not None and photos.pop(ref.ref_id, None) is not None:
                     self._dirty.add(ref.product or "")
+                    self._sizes.get(ref.product or "", {}).pop(ref.ref_id, None)
+                    if self._points.get(ref.product or "", {}).get("reference") == ref.ref_id:
+                        LOG.warning("%s: authentication points were drawn on reference %d, now removed: dropped", ref.product, ref.ref_id)
+                        del self._points[ref.product or ""]
+
+    def set_authentication_points(
+        self, product: str, reference: int, boxes: Mapping[str, Sequence[float]], *, fractions: bool = False
+    ) -> None:
+        """Give the brand's authentication points of a product: named boxes on one of its genuine references.
+
+        Args:
+            product: the product.
+            reference: id of the genuine reference photo the boxes are drawn on.
+            boxes: ``{name: [x0, y0, x1, y1]}`` in that photo's pixels as it was added, or with
+                ``fractions`` in fractions of its width and height.
+
+        The product's inspection data is rebuilt (on the next inspection or save) with each point
+        scored on its own against the genuine null (:mod:`authvision.inspection.points`).
+
+        Raises:
+            InspectionError: the product has no such genuine reference kept for inspection, the boxes
+                are malformed or fall outside the photo, or pixel boxes were given for a reference
+                whose size this checker does not know (saved before sizes were kept: give fractions).
+        """
+        from ..inspection.points import points_from_boxes
+
+        given = points_from_boxes(boxes)
+        with self._lock:
+            if reference not in self._photos.get(product, {}):
+                raise InspectionError(f"product {product!r} has no genuine reference {reference} kept for inspection")
+            size = self._sizes.get(product, {}).get(reference)
+            if fractions:
+                limit = (1.0, 1.0)
+            elif size is None:
+                raise InspectionError(f"reference {reference} was added before its size was kept: give the boxes as fractions")
+            else:
+                limit = (float(size[0]), float(size[1]))
+            for pt in given:
+                if pt.box[2] > limit[0] + 1e-6 or pt.box[3] > limit[1] + 1e-6:
+                    raise InspectionError(
+                        f"authentication point {pt.name!r}: box {list(pt.box)} falls outside the photo ({limit[0]:g} x {limit[1]:g})"
+                    )
+            self._points[product] = {
+                "reference": int(reference), "fractions": bool(fractions), "boxes": {pt.name: list(pt.box) for pt in given},
+            }  # fmt: skip
+            self._dirty.add(product)
+
+    def authentication_points(self, product: str) -> dict[str, Any] | None:
+        """The product's authentication points as given (reference, boxes, fractions), or None."""
+        with self._lock:
+            spec = self._points.get(product)
+            return None if spec is None else json.loads(json.dumps(spec))
+
+    def clear_authentication_points(self, product: str) -> None:
+        """Forget a product's authentication points (its inspection data is rebuilt without them)."""
+        with self._lock:
+            if self._points.pop(product, None) is not None:
+                self._dirty.add(product)
 
     def product_data(self, product: str) -> ProductInspection | None:
         """The product's inspection data, (re)built if its references changed; None if it has none."""
@@ -179,6 +241,8 @@ class InspectionEvidence(EvidenceProvider):
             with self._lock:
                 wanted = self._dirty if products is None else self._dirty.intersection(products)
                 todo = {product: dict(self._photos.get(product, {})) for product in sorted(wanted)}
+                specs = {product: self._points.get(product) for product in todo}
+                sizes = {product: dict(self._sizes.get(product, {})) for product in todo}
             if not todo:
                 return
 
@@ -186,9 +250,11 @@ class InspectionEvidence(EvidenceProvider):
                 photos = todo[product]
                 if len(photos) < MIN_GENUINE:
                     return None
-                arrays = [np.asarray(Image.open(io.BytesIO(photos[ref_id])).convert("RGB")) for ref_id in sorted(photos)]
+                order = sorted(photos)
+                arrays = [np.asarray(Image.open(io.BytesIO(photos[ref_id])).convert("RGB")) for ref_id in order]
+                points = _kept_points(specs[product], order, arrays, sizes[product])
                 try:
-                    return build_product_inspection(arrays, product=product, seed=self.seed, templates=self.templates)
+                    return build_product_inspection(arrays, product=product, seed=self.seed, templates=self.templates, points=points)
                 except AuthvisionError as exc:
                     LOG.warning("%s: no inspection data: %s", product, exc)
                     return None
@@ -315,6 +381,9 @@ class InspectionEvidence(EvidenceProvider):
                 for ref_id in refs:
                     files[f"{stem}/ref-{ref_id}.jpg"] = self._photos[product][ref_id]
                 entry: dict[str, Any] = {"stem": stem, "references": refs, "data": None}
+                entry["sizes"] = {str(r): list(wh) for r, wh in sorted(self._sizes.get(product, {}).items())}
+                if product in self._points:
+                    entry["points"] = self._points[product]
                 data = self._data.get(product)
                 if data is not None:
                     arrays, meta = data.to_arrays()
@@ -338,6 +407,9 @@ class InspectionEvidence(EvidenceProvider):
             for product, entry in index.items():
                 stem = entry["stem"]
                 provider._photos[product] = {int(ref_id): read(f"{stem}/ref-{int(ref_id)}.jpg") for ref_id in entry["references"]}
+                provider._sizes[product] = {int(r): (int(wh[0]), int(wh[1])) for r, wh in entry.get("sizes", {}).items()}
+                if entry.get("points") is not None:
+                    provider._points[product] = _checked_points(entry["points"])
                 if entry["data"] is None:
                     provider._dirty.add(product)
                     continue
@@ -353,6 +425,34 @@ class InspectionEvidence(EvidenceProvider):
         except (KeyError, TypeError, ValueError, OSError, AttributeError) as exc:  # AttributeError: products.json not an object
             raise IndexFormatError(f"the checker's inspection data is malformed: {exc!r}") from exc
         return provider
+
+
+def _kept_points(
+    spec: Mapping[str, Any] | None, order: Sequence[int], photos: Sequence[np.ndarray], sizes: Mapping[int, tuple[int, int]]
+) -> tuple[int, tuple[AuthenticationPoint, ...]] | None:
+    """A product's authentication points in the pixels of its kept (reduced) reference photo, for the build."""
+    from ..inspection.points import points_from_boxes
+
+    if spec is None or spec["reference"] not in order:
+        return None
+    i = order.index(spec["reference"])
+    h, w = photos[i].shape[:2]
+    if spec.get("fractions"):
+        sx, sy = float(w), float(h)
+    else:
+        ow, oh = sizes.get(spec["reference"], (w, h))
+        sx, sy = w / ow, h / oh
+    return i, tuple(pt.scaled(sx, sy) for pt in points_from_boxes(spec["boxes"]))
+
+
+def _checked_points(raw: Any) -> dict[str, Any]:
+    """A saved authentication-point spec, checked (IndexFormatError-worthy errors raise ValueError/TypeError/KeyError)."""
+    from ..inspection.points import points_from_boxes
+
+    if not isinstance(raw, dict):
+        raise TypeError("authentication points are not an object")
+    boxes = {pt.name: list(pt.box) for pt in points_from_boxes(raw["boxes"])}
+    return {"reference": int(raw["reference"]), "fractions": bool(raw.get("fractions", False)), "boxes": boxes}
 
 
 def _full_resolution(listing: Listing | ImageSource) -> np.ndarray:

@@ -13,18 +13,22 @@ Scores are on the null's scale (0 = typical genuine, 1 = the null's 95th percent
 (seed 0): fake ROC-AUC 0.83 — see training/RESEARCH.md, "Region inspection".
 """
 
-from authvision.inspection.inspector import SCORE_CHANNELS, InspectionResult, Region, inspect, inspect_best
+from authvision.inspection.inspector import SCORE_CHANNELS, InspectionResult, PointScore, Region, inspect, inspect_best
+from authvision.inspection.points import AuthenticationPoint, points_from_boxes
 from authvision.inspection.product import InspectionParams, ProductInspection, build_product_inspection
 from authvision.inspection.registration import RegistrationParams
 
 __all__ = [
     "SCORE_CHANNELS",
+    "AuthenticationPoint",
     "InspectionParams",
     "InspectionResult",
+    "PointScore",
     "ProductInspection",
     "Region",
     "RegistrationParams",
     "build_product_inspection",
     "inspect",
     "inspect_best",
+    "points_from_boxes",
 ]

@@ -40,6 +40,12 @@ _FIELDS: dict[str, tuple[str, int]] = {
     "q95": ("float32", 1),
     "links": ("float64", 3),
 }
+# authentication points, present only for a template that scores some
+_POINT_FIELDS: dict[str, tuple[str, int]] = {
+    "point_masks": ("bool", 3),
+    "point_q50": ("float32", 1),
+    "point_q95": ("float32", 1),
+}
 
 
 def to_arrays(data: ProductInspection) -> tuple[dict[str, np.ndarray], dict]:
@@ -59,7 +65,12 @@ def to_arrays(data: ProductInspection) -> tuple[dict[str, np.ndarray], dict]:
         }  # fmt: skip
         for k, v in fields.items():
             arrays[f"t{i}.{k}"] = np.ascontiguousarray(v, dtype=_FIELDS[k][0])
-        templates.append({"source": int(t.source), "scale": float(t.scale), "null_samples": int(n.samples)})
+        entry: dict[str, Any] = {"source": int(t.source), "scale": float(t.scale), "null_samples": int(n.samples)}
+        if t.points:
+            for k, v in {"point_masks": t.point_masks, "point_q50": n.point_q50, "point_q95": n.point_q95}.items():
+                arrays[f"t{i}.{k}"] = np.ascontiguousarray(v, dtype=_POINT_FIELDS[k][0])
+            entry["points"] = list(t.points)
+        templates.append(entry)
     meta = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -76,7 +87,8 @@ def _get(arrays: dict[str, np.ndarray], key: str) -> np.ndarray:
     if key not in arrays:
         raise IndexFormatError(f"inspection data lacks array {key!r}")
     a = np.asarray(arrays[key])
-    dtype, ndim = _FIELDS[key.split(".", 1)[1]]
+    name = key.split(".", 1)[1]
+    dtype, ndim = _FIELDS[name] if name in _FIELDS else _POINT_FIELDS[name]
     if a.dtype != np.dtype(dtype) or a.ndim != ndim:
         raise IndexFormatError(f"inspection array {key!r} is {a.dtype} with {a.ndim} dims, expected {dtype} with {ndim}")
     if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
@@ -96,6 +108,19 @@ def _params(raw: Any):
         raise IndexFormatError(f"inspection metadata 'params' is malformed: {e}") from None
 
 
+def _points(arrays: dict[str, np.ndarray], i: int, tm: dict, frame: tuple[int, int]) -> tuple[tuple[str, ...], dict[str, np.ndarray]]:
+    """A template's authentication points (names and arrays; empty ones when it scores none)."""
+    names = tm.get("points", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise IndexFormatError(f"inspection metadata of template {i}: 'points' is not a list of names")
+    if not names:
+        return (), {"point_masks": np.zeros((0, *frame), bool), "point_q50": np.zeros(0, np.float32), "point_q95": np.zeros(0, np.float32)}
+    a = {k: _get(arrays, f"t{i}.{k}") for k in _POINT_FIELDS}
+    if a["point_masks"].shape != (len(names), *frame) or a["point_q50"].shape != (len(names),) or a["point_q95"].shape != (len(names),):
+        raise IndexFormatError(f"inspection template {i}: authentication point arrays do not match its {len(names)} points")
+    return tuple(names), a
+
+
 def from_arrays(arrays: dict[str, np.ndarray], meta: dict) -> ProductInspection:
     """Inverse of :func:`to_arrays`; raises IndexFormatError on anything missing or inconsistent."""
     from authvision.inspection.product import FORMAT, FORMAT_VERSION, ProductInspection, Template
@@ -111,6 +136,7 @@ def from_arrays(arrays: dict[str, np.ndarray], meta: dict) -> ProductInspection:
         raise IndexFormatError("inspection metadata lists no templates")
     params = _params(meta.get("params"))
     templates = []
+    expected: set[str] = set()
     for i, tm in enumerate(tmeta):
         a = {k: _get(arrays, f"t{i}.{k}") for k in _FIELDS}
         h, w = a["mask"].shape
@@ -135,14 +161,18 @@ def from_arrays(arrays: dict[str, np.ndarray], meta: dict) -> ProductInspection:
             source, scale, samples = int(tm["source"]), float(tm["scale"]), int(tm["null_samples"])
         except (KeyError, TypeError, ValueError):
             raise IndexFormatError(f"inspection metadata of template {i} is malformed") from None
+        names, point_arrays = _points(arrays, i, tm, (h, w))
         view = TemplateView.from_image(a["image"], a["mask"])
         null = NullStats(
             a["pix_mu"], a["pix_sd"], a["cell_mu"], a["cell_sd"], a["cell_ok"], a["marks"],
             a["peak_mu"], a["peak_sd"], a["peak_ok"], a["q50"], a["q95"], samples,
+            point_arrays["point_q50"], point_arrays["point_q95"],
         )  # fmt: skip
         kps = Keypoints(a["points"], a["descriptors"])
-        templates.append(Template(source, view, kps, a["item"], a["search"], null, scale, a["links"], part_labels(a["image"])))
-    extra = set(arrays) - {f"t{i}.{k}" for i in range(len(tmeta)) for k in _FIELDS}
+        templates.append(Template(source, view, kps, a["item"], a["search"], null, scale, a["links"], part_labels(a["image"]),
+                                  names, point_arrays["point_masks"]))  # fmt: skip
+        expected |= {f"t{i}.{k}" for k in _FIELDS} | ({f"t{i}.{k}" for k in _POINT_FIELDS} if names else set())
+    extra = set(arrays) - expected
     if extra:
         raise IndexFormatError(f"inspection data holds unexpected arrays {sorted(extra)[:3]}")
     return ProductInspection(str(meta.get("product", "")), int(meta.get("seed", 0)), params, tuple(templates))

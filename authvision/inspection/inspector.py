@@ -15,6 +15,7 @@ from authvision.errors import InspectionError
 from authvision.inspection.compare import Measurement, measure
 from authvision.inspection.null import CHANNELS, cell_z, pixel_z, raw_channels, standardise
 from authvision.inspection.parts import Placement, place_parts
+from authvision.inspection.points import point_raw
 from authvision.inspection.product import ProductInspection, Template
 from authvision.inspection.registration import ListingKeypoints, Registration, listing_keypoints, register_anchor, register_templates
 
@@ -34,6 +35,19 @@ class Region:
 
     def to_dict(self) -> dict[str, Any]:
         return {"box": list(self.box), "listing_box": [round(v, 1) for v in self.listing_box], "score": round(self.score, 3)}
+
+
+@dataclass(frozen=True)
+class PointScore:
+    """One authentication point's score (null scale) and its box in the template frame and in listing pixels."""
+
+    name: str
+    score: float
+    box: tuple[int, int, int, int]
+    listing_box: tuple[float, float, float, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "score": round(self.score, 3), "box": list(self.box), "listing_box": [round(v, 1) for v in self.listing_box]}
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,8 @@ class InspectionResult:
     """Per registered template, its standardised channel scores and ``fused`` (diagnostics)."""
     parts_registered: int = 0
     """Parts of an item of several rigid parts registered on their own (0 for a one-piece item)."""
+    points: tuple[PointScore, ...] = ()
+    """The brand's authentication points scored on the reported template (their maximum joins ``score``)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable summary (no heatmap; numbers rounded)."""
@@ -78,7 +94,40 @@ class InspectionResult:
             "homography": None if self.homography is None else [[round(float(v), 6) for v in row] for row in self.homography],
             "templates_registered": self.templates_registered,
             "parts_registered": self.parts_registered,
+            "points": [pt.to_dict() for pt in self.points],
         }
+
+
+def _point_scores(meas: Measurement, t: Template) -> dict[str, float]:
+    """The template's authentication points on the null scale (a point the listing does not cover is left out)."""
+    if not t.points:
+        return {}
+    z = pixel_z(meas, t.null.pix_mu, t.null.pix_sd)
+    out = {}
+    for name, mask, q50, q95 in zip(t.points, t.point_masks, t.null.point_q50, t.null.point_q95):
+        raw = point_raw(z, mask, meas.mask)
+        if math.isfinite(raw):
+            out[name] = float((raw - q50) / max(float(q95 - q50), 1e-6))
+    return out
+
+
+def _points(meas: Measurement, t: Template, H: np.ndarray) -> tuple[PointScore, ...]:
+    scores = _point_scores(meas, t)
+    out = []
+    for name, mask in zip(t.points, t.point_masks):
+        if name not in scores:
+            continue
+        ys, xs = np.nonzero(mask)
+        box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+        out.append(PointScore(name, scores[name], box, _listing_box(box, H)))
+    return tuple(out)
+
+
+def _listing_box(box: tuple[int, int, int, int], H: np.ndarray) -> tuple[float, float, float, float]:
+    """A template-frame box in listing pixels (the bounding box of its corners through ``H``'s inverse)."""
+    corners = np.array([[box[0], box[1]], [box[2], box[1]], [box[2], box[3]], [box[0], box[3]]], dtype=np.float64)
+    lp = cv2.perspectiveTransform(corners.reshape(-1, 1, 2), np.linalg.inv(H)).reshape(-1, 2)
+    return (float(lp[:, 0].min()), float(lp[:, 1].min()), float(lp[:, 0].max()), float(lp[:, 1].max()))
 
 
 def _regions(meas: Measurement, t: Template, H: np.ndarray, k: int) -> tuple[Region, ...]:
@@ -89,17 +138,13 @@ def _regions(meas: Measurement, t: Template, H: np.ndarray, k: int) -> tuple[Reg
     order = np.argsort(np.where(np.isfinite(zc), -zc, np.inf), axis=None)[:k]
     c = t.null.cell_mu.shape
     cell = meas.diff.shape[0] // max(c[0], 1) if c[0] else 1
-    Hi = np.linalg.inv(H)
     out = []
     for flat in order:
         y, x = np.unravel_index(int(flat), zc.shape)
         if not np.isfinite(zc[y, x]):
             break
         box = (int(x * cell), int(y * cell), int((x + 1) * cell), int((y + 1) * cell))
-        corners = np.array([[box[0], box[1]], [box[2], box[1]], [box[2], box[3]], [box[0], box[3]]], dtype=np.float64)
-        lp = cv2.perspectiveTransform(corners.reshape(-1, 1, 2), Hi).reshape(-1, 2)
-        lb = (float(lp[:, 0].min()), float(lp[:, 1].min()), float(lp[:, 0].max()), float(lp[:, 1].max()))
-        out.append(Region(box, lb, float((zc[y, x] - q50) / max(q95 - q50, 1e-6))))
+        out.append(Region(box, _listing_box(box, H), float((zc[y, x] - q50) / max(q95 - q50, 1e-6))))
     return tuple(out)
 
 
@@ -192,9 +237,13 @@ def _inspect_registered(
         meas = measure(listing, reg.homography, t.view, p.cell, p.match_resolution, p.flow_sigma, p.flow_max, placement)
         n = t.null
         std = standardise(raw_channels(meas, n, p.cell), n)
+        points = _point_scores(meas, t)
+        if points:
+            std["points"] = max(points.values())
         per_template.append(std)
-        if best is None or std["fused"] < best[0]:
-            best = (std["fused"], i, reg, meas, std, placement)
+        fused = max([std["fused"], *points.values()])
+        if best is None or fused < best[0]:
+            best = (fused, i, reg, meas, std, placement)
     if best is None:
         worst = max(failed, key=lambda r: r.inliers)
         return InspectionResult(False, worst.reason, inliers=worst.inliers, reprojection_error=worst.reprojection_error)
@@ -213,6 +262,7 @@ def _inspect_registered(
         scores={c: std[c] for c in SCORE_CHANNELS},
         score=fused,
         regions=_regions(meas, t, homography, regions),
+        points=_points(meas, t, homography),
         heatmap=hm,
         homography=reg.homography,
         templates_registered=len(per_template),

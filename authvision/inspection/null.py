@@ -10,12 +10,13 @@ Standardised score: (raw - median) / (p95 - median): 0 = typical genuine, 1 = th
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from authvision.inspection.compare import Measurement, cell_means
+from authvision.inspection.points import point_raw
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,10 @@ class NullStats:
     q50: np.ndarray
     q95: np.ndarray
     samples: int
+    point_q50: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    """Per authentication point of the template (:mod:`authvision.inspection.points`), the median and
+    95th percentile of its raw score over the null, out of sample."""
+    point_q95: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
 
 def _moments(sums: np.ndarray, sq: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -138,6 +143,7 @@ def fit_null(
     mask: np.ndarray,
     cell: int,
     smooth: float = 0.0,
+    points: np.ndarray | None = None,
 ) -> NullStats:
     """Fits a template's null from measurements of degraded genuine references.
 
@@ -148,6 +154,8 @@ def fit_null(
         mask: the template's inspection mask (mark regions).
         cell: cell side in pixels.
         smooth: the per-pixel spread is raised to its Gaussian-smoothed (``smooth`` px) value where lower.
+        points: (P, H, W) masks of the template's authentication points; their null quantiles are
+            NaN where fewer than :data:`MIN_CELL_SAMPLES` null samples cover the point.
     """
     d = np.stack([np.where(m.mask, m.diff, 0.0) for m in measurements]).astype(np.float64)
     v = np.stack([m.mask for m in measurements]).astype(np.float64)
@@ -166,9 +174,14 @@ def fit_null(
         part = (d[sel].sum(0), (d[sel] ** 2).sum(0), v[sel].sum(0), c[sel].sum(0), (c[sel] ** 2).sum(0), cv[sel].sum(0))
         rest = [a - b for a, b in zip(tot, part)]
         loo[grp] = (_pixel_stats(rest[0], rest[1], rest[2], smooth=smooth), _cell_stats(*rest[3:]))
+    point_masks = np.zeros((0, *mask.shape), bool) if points is None else points
+    point_raws = np.full((len(measurements), len(point_masks)), np.nan)
     for i, m in enumerate(measurements):
         pm, ps = loo[g[i]][0]
-        peaks.append(cell_peaks(pixel_z(m, pm, ps), m, cell))
+        z = pixel_z(m, pm, ps)
+        peaks.append(cell_peaks(z, m, cell))
+        for k, pmask in enumerate(point_masks):
+            point_raws[i, k] = point_raw(z, pmask, m.mask)
     pk = np.stack(peaks).astype(np.float64)
     pv = np.isfinite(pk).astype(np.float64)
     pk = np.nan_to_num(pk)
@@ -187,4 +200,8 @@ def fit_null(
     fused = std[:, [CHANNELS.index(ch) for ch in FUSED_FROM]].max(1)
     q50 = np.append(q50, np.percentile(fused, 50)).astype(np.float32)
     q95 = np.append(q95, np.percentile(fused, 95)).astype(np.float32)
-    return NullStats(*full_pix, *full_cell, marks, *full_peak, q50, q95, len(measurements))
+    enough = np.isfinite(point_raws).sum(0) >= MIN_CELL_SAMPLES
+    with np.errstate(all="ignore"):  # a point no null sample covers: all-NaN column
+        pq50 = np.where(enough, np.nanpercentile(np.where(enough, point_raws, 0.0), 50, axis=0), np.nan).astype(np.float32)
+        pq95 = np.where(enough, np.nanpercentile(np.where(enough, point_raws, 0.0), 95, axis=0), np.nan).astype(np.float32)
+    return NullStats(*full_pix, *full_cell, marks, *full_peak, q50, q95, len(measurements), pq50, pq95)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -20,6 +21,7 @@ from authvision.inspection.conditions import simulate_listing
 from authvision.inspection.masks import full_mask, inspection_mask, item_mask
 from authvision.inspection.null import NullStats, fit_null
 from authvision.inspection.parts import part_labels, place_parts
+from authvision.inspection.points import MIN_POINT_PIXELS, AuthenticationPoint, point_mask
 from authvision.inspection.registration import (
     Keypoints,
     RegistrationParams,
@@ -83,6 +85,10 @@ class Template:
     parts: np.ndarray | None = field(default=None, compare=False)
     """Part map of an item of several rigid parts (:func:`authvision.inspection.parts.part_labels`),
     derived from ``view.image``; None for an item of one piece."""
+    points: tuple[str, ...] = ()
+    """Names of the brand's authentication points scored on this template (:mod:`~authvision.inspection.points`)."""
+    point_masks: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), bool), compare=False)
+    """(P, H, W) masks of those points in the template frame (their null quantiles: ``null.point_q50/q95``)."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +174,42 @@ def choose_templates(genuine: list[np.ndarray], k: int, how: str) -> list[int]:
     return chosen
 
 
+def _carry_points(
+    photos: Sequence[np.ndarray],
+    points: tuple[int, Sequence[AuthenticationPoint]] | None,
+    chosen: Sequence[int],
+    parts: Sequence[tuple[TemplateView, Keypoints, np.ndarray, np.ndarray, float]],
+    targets: Sequence[Target],
+    links: np.ndarray,
+    p: InspectionParams,
+) -> list[tuple[tuple[str, ...], np.ndarray]]:
+    """Per template: the names and frame masks of the authentication points it can score."""
+    empty: list[tuple[tuple[str, ...], np.ndarray]] = [((), np.zeros((0, *view.mask.shape), bool)) for view, *_ in parts]
+    if points is None or not points[1]:
+        return empty
+    source, given = points
+    if not 0 <= source < len(photos):
+        raise InspectionError(f"authentication points drawn on photo {source}, but there are {len(photos)} genuine photos")
+    regs = register_templates(listing_keypoints(photos[source], p.registration), targets, links, p.registration)
+    out: list[tuple[tuple[str, ...], np.ndarray]] = []
+    for ti, ((view, _, _, _, scale), reg) in enumerate(zip(parts, regs)):
+        if chosen[ti] == source:
+            H: np.ndarray | None = np.diag([scale, scale, 1.0])
+        else:
+            H = reg.homography if reg.ok else None
+        if H is None:
+            logger.warning("authentication points: their photo does not register to template %d (%s)", chosen[ti], reg.reason)
+            out.append(empty[ti])
+            continue
+        masks = [point_mask(pt, H, view.mask) for pt in given]
+        kept = [(pt.name, m) for pt, m in zip(given, masks) if int(m.sum()) >= MIN_POINT_PIXELS]
+        for pt, m in zip(given, masks):
+            if int(m.sum()) < MIN_POINT_PIXELS:
+                logger.warning("authentication point %r: under %d compared pixels on template %d", pt.name, MIN_POINT_PIXELS, chosen[ti])
+        out.append((tuple(n for n, _ in kept), np.stack([m for _, m in kept]) if kept else empty[ti][1]))
+    return out
+
+
 def build_product_inspection(
     genuine: list[np.ndarray],
     *,
@@ -175,6 +217,7 @@ def build_product_inspection(
     seed: int = 0,
     templates: int = 3,
     params: InspectionParams | None = None,
+    points: tuple[int, Sequence[AuthenticationPoint]] | None = None,
 ) -> ProductInspection:
     """Builds a product's inspection data from its genuine studio reference photos.
 
@@ -184,6 +227,9 @@ def build_product_inspection(
         seed: seed of the simulated listing conditions; the result is deterministic for it.
         templates: how many templates to keep.
         params: build and comparison parameters.
+        points: the brand's authentication points: (index of the photo in ``genuine`` they were drawn
+            on, the points in that photo's pixels). Each template scores the points that its
+            registration of that photo carries into its frame with enough compared pixels.
 
     Returns:
         The product's :class:`ProductInspection`.
@@ -207,6 +253,7 @@ def build_product_inspection(
     links = link_templates([view.image for view, *_ in parts], targets, p.registration)
     # every simulated listing registered to every template the way a listing is (same registration path)
     regs = [[register_templates(lk, targets, links, p.registration) for d, lk in ds] for ds in keyed]
+    carried = _carry_points(photos, points, chosen, parts, targets, links, p)
     built: list[tuple[int, Template]] = []
     for ti, t in enumerate(chosen):
         view, kp, item, search, s = parts[ti]
@@ -227,8 +274,12 @@ def build_product_inspection(
         if len(set(groups)) < 3:
             logger.warning("%s: template %d dropped, only %d null photos registered", product, t, len(set(groups)))
             continue
-        null = fit_null(meas, groups, view.norm, view.mask, p.cell, p.null_smooth)
-        built.append((ti, Template(t, view, kp, item, search, null, s, parts=labels)))
+        names, masks = carried[ti]
+        null = fit_null(meas, groups, view.norm, view.mask, p.cell, p.null_smooth, masks)
+        keep = np.isfinite(null.point_q50) & np.isfinite(null.point_q95)
+        null = replace(null, point_q50=null.point_q50[keep], point_q95=null.point_q95[keep])
+        names = tuple(n for n, k in zip(names, keep) if k)
+        built.append((ti, Template(t, view, kp, item, search, null, s, parts=labels, points=names, point_masks=masks[keep])))
         logger.info("%s: template %d, %d null samples", product, t, len(meas))
     if not built:
         raise InspectionError(f"{product}: no template could be built (genuine photos do not register to each other)")

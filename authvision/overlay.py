@@ -27,7 +27,8 @@ HEAT_RANGE = (0.0, 6.0)
 def render_overlay(
     listing: np.ndarray, result: InspectionResult, data: ProductInspection, *, verdict: Verdict | None = None, title: str | None = None
 ) -> bytes:
-    """PNG bytes: listing in the template frame | genuine template | heatmap over the listing, worst regions boxed.
+    """PNG bytes: listing in the template frame | genuine template | heatmap over the listing, worst regions boxed
+    (and the brand's authentication points, in amber, with their scores).
 
     ``listing`` is the RGB uint8 photo the result was computed on (full decode resolution). An
     unregistered result gives the listing alone with the reason.
@@ -57,6 +58,12 @@ def render_overlay(
         x0, y0, x1, y1 = region.box
         draw.rectangle((x0, y0, x1, y1), outline=(255, 255, 255) if rank else (255, 0, 255), width=2)
         draw.text((x0 + 2, max(0, y0 - 11)), f"{region.score:.1f}", fill=(255, 255, 255))
+    for point in result.points:  # the brand's authentication points, on the template too
+        for panel in (panels[1], panels[2]):
+            x0, y0, x1, y1 = point.box
+            pen = ImageDraw.Draw(panel)
+            pen.rectangle((x0, y0, x1, y1), outline=(255, 200, 0), width=2)
+            pen.text((x0 + 2, y1 + 1), f"{point.name} {point.score:.1f}", fill=(255, 200, 0))
     mirror = ", mirrored" if result.mirrored else ""
     labels = [
         f"listing, registered ({result.inliers} inliers{mirror})",

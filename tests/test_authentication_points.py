@@ -110,3 +110,25 @@ def test_index_regions_command(saved, kit, tmp_path, capsys):
     boxes.write_text(json.dumps({"reference": ref_id, "boxes": {}}))  # clears them
     assert main(["--quiet", "index", "regions", str(work), product, str(boxes)]) == 0
     assert av.AuthenticityChecker.load(work).inspection_provider().authentication_points(product) is None
+
+
+def test_the_reviewers_overlay_draws_the_points(saved, kit):
+    from io import BytesIO
+
+    import numpy as np
+    from PIL import Image
+
+    from authvision.overlay import explain
+
+    directory, product, _, source = saved
+    checker = av.AuthenticityChecker.load(directory)
+
+    def amber_pixels() -> int:
+        png = explain(checker, _listing(kit))
+        assert png is not None
+        rgb = np.asarray(Image.open(BytesIO(png)).convert("RGB")).astype(int)
+        return int(((np.abs(rgb - [255, 200, 0]) <= 8).all(-1)).sum())
+
+    without = amber_pixels()
+    checker.set_authentication_points(product, source, CENTRE, fractions=True)
+    assert amber_pixels() > without + 100  # the point's box outlined on the template and the heatmap

@@ -59,9 +59,9 @@ def render_overlay(
         draw.rectangle((x0, y0, x1, y1), outline=(255, 255, 255) if rank else (255, 0, 255), width=2)
         draw.text((x0 + 2, max(0, y0 - 11)), f"{region.score:.1f}", fill=(255, 255, 255))
     for point in result.points:  # the brand's authentication points, on the template too
-        for panel in (panels[1], panels[2]):
+        for canvas in (panels[1], panels[2]):
             x0, y0, x1, y1 = point.box
-            pen = ImageDraw.Draw(panel)
+            pen = ImageDraw.Draw(canvas)
             pen.rectangle((x0, y0, x1, y1), outline=(255, 200, 0), width=2)
             pen.text((x0 + 2, y1 + 1), f"{point.name} {point.score:.1f}", fill=(255, 200, 0))
     mirror = ", mirrored" if result.mirrored else ""

@@ -26,7 +26,7 @@ from authvision.inspection.registration import (
     register_templates,
 )
 
-SMALL = InspectionParams(frame=256, cell=16, erode=9, null_per_reference=2)
+SMALL = InspectionParams(frame=256, cell=16, erode=9, null_per_reference=2, read_text=False)
 
 
 def _studio(photo: np.ndarray, rng: np.random.Generator, side: int = 320) -> np.ndarray:

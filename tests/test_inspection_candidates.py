@@ -129,7 +129,9 @@ def test_checkers_saved_before_the_margin_and_the_channel_features_keep_their_fe
     assert legacy.features == ("genuine_similarity", "fake_similarity", "fake_share")
     assert NeighbourEvidence.restore(NeighbourEvidence().config(), lambda name: b"", []).features == ("neighbour_margin",)
 
-    assert InspectionEvidence().features == ("inspection_log_score", "inspection_registered", *(f"inspection_log_{c}" for c in FUSED_FROM))
+    assert InspectionEvidence().features == (
+        "inspection_log_score", "inspection_registered", *(f"inspection_log_{c}" for c in FUSED_FROM), "inspection_text_mismatch",
+    )  # fmt: skip
     old = {"min_similarity": 0.0, "products": None, "brands": None, "templates": 3, "seed": 0, "regions": 5}
     assert InspectionEvidence.restore(old, lambda name: b"", []).features == ("inspection_log_score", "inspection_registered")
     assert InspectionEvidence.restore(InspectionEvidence().config(), lambda name: b"", []).features == InspectionEvidence().features

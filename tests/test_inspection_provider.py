@@ -61,7 +61,8 @@ def test_listings_of_the_product_are_inspected_and_say_how(checker, kit):
     for i in registered:
         assert i["inliers"] >= 8 and i["reprojection_error"] < 5 and i["regions"]
         assert set(i["features"]) == {"inspection_log_score", "inspection_registered", "inspection_log_structure", "inspection_log_cells",
-                                      "inspection_log_colour"} and i["features"]["inspection_registered"] == 1.0  # fmt: skip
+                                      "inspection_log_colour", "inspection_text_mismatch"}  # fmt: skip
+        assert i["features"]["inspection_registered"] == 1.0
         assert all(len(region["listing_box"]) == 4 for region in i["regions"])
     json.dumps([v.to_dict() for v in verdicts])
 

@@ -23,7 +23,10 @@ resolution from its source (the screen's copy is JPEG-draft reduced to the model
   weigh them (a wrong letter shows in the structure and cells channels, a dyed bag in colour).
   Measured on the demo's listings of two brand kits (``training/research/fusion_study.py``, 200
   calibration draws each): fake ROC-AUC 0.847 / 0.841 with them, 0.846 / 0.805 without. Checkers
-  saved before they existed keep the two features above (``channels=False``).
+  saved before they existed keep the two features above (``channels=False``);
+* ``inspection_text_mismatch`` (with the channels): the largest edit-distance mismatch between a
+  word the template reads (its wordmark) and what the listing reads in the same place
+  (:mod:`authvision.inspection.text`); 0 when the template reads no word.
 
 A registration on :data:`CONFIRM_INLIERS` keypoints or more confirms the product: the listing is not
 ``unknown`` even when its embedding is far from every reference (a cluttered photo of a small item).
@@ -97,7 +100,7 @@ class InspectionEvidence(EvidenceProvider):
     """
 
     name = "inspection"
-    _CHANNEL_FEATURES = tuple(f"inspection_log_{c}" for c in FUSED_FROM)
+    _CHANNEL_FEATURES = (*(f"inspection_log_{c}" for c in FUSED_FROM), "inspection_text_mismatch")
     default_weights = {"inspection_log_score": -2.0}
     heavy = True
 
@@ -297,7 +300,8 @@ class InspectionEvidence(EvidenceProvider):
         if not result.registered:
             return ProviderEvidence(self._neutral(), artefacts)
         logged = lambda v: float(np.log1p(max(0.0, v))) if np.isfinite(v) else 0.0  # noqa: E731
-        values = (logged(result.score), 1.0, *((logged(result.scores[c]) for c in FUSED_FROM) if self.channels else ()))
+        text = result.text_mismatch if np.isfinite(result.text_mismatch) else 0.0
+        values = (logged(result.score), 1.0, *((*(logged(result.scores[c]) for c in FUSED_FROM), text) if self.channels else ()))
         other = product != s.product
         return ProviderEvidence(
             values, artefacts, confirms_product=result.inliers >= CONFIRM_INLIERS,

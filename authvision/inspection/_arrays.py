@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from authvision.inspection.compare import TemplateView
 from authvision.inspection.null import CHANNELS, NullStats
 from authvision.inspection.parts import part_labels
 from authvision.inspection.registration import Keypoints, RegistrationParams
+from authvision.inspection.text import Word
 
 if TYPE_CHECKING:
     from authvision.inspection.product import ProductInspection
@@ -70,6 +72,8 @@ def to_arrays(data: ProductInspection) -> tuple[dict[str, np.ndarray], dict]:
             for k, v in {"point_masks": t.point_masks, "point_q50": n.point_q50, "point_q95": n.point_q95}.items():
                 arrays[f"t{i}.{k}"] = np.ascontiguousarray(v, dtype=_POINT_FIELDS[k][0])
             entry["points"] = list(t.points)
+        if t.words:
+            entry["words"] = [[w.text, *(float(v) for v in w.box)] for w in t.words]
         templates.append(entry)
     meta = {
         "format": FORMAT,
@@ -106,6 +110,18 @@ def _params(raw: Any):
         return InspectionParams(**{**{k: v for k, v in raw.items() if k != "registration"}, "registration": reg})
     except TypeError as e:
         raise IndexFormatError(f"inspection metadata 'params' is malformed: {e}") from None
+
+
+def _words(tm: dict, i: int) -> tuple[Word, ...]:
+    """A template's words from its metadata (``[[text, x0, y0, x1, y1], ...]``)."""
+    raw = tm.get("words", [])
+    try:
+        words = tuple(Word(str(w[0]), (float(w[1]), float(w[2]), float(w[3]), float(w[4]))) for w in raw)
+    except (TypeError, ValueError, IndexError):
+        raise IndexFormatError(f"inspection metadata of template {i}: 'words' is malformed") from None
+    if not isinstance(raw, list) or any(not w.text or not all(math.isfinite(v) for v in w.box) for w in words):
+        raise IndexFormatError(f"inspection metadata of template {i}: 'words' is malformed")
+    return words
 
 
 def _points(arrays: dict[str, np.ndarray], i: int, tm: dict, frame: tuple[int, int]) -> tuple[tuple[str, ...], dict[str, np.ndarray]]:
@@ -170,7 +186,7 @@ def from_arrays(arrays: dict[str, np.ndarray], meta: dict) -> ProductInspection:
         )  # fmt: skip
         kps = Keypoints(a["points"], a["descriptors"])
         templates.append(Template(source, view, kps, a["item"], a["search"], null, scale, a["links"], part_labels(a["image"]),
-                                  names, point_arrays["point_masks"]))  # fmt: skip
+                                  names, point_arrays["point_masks"], _words(tm, i)))  # fmt: skip
         expected |= {f"t{i}.{k}" for k in _FIELDS} | ({f"t{i}.{k}" for k in _POINT_FIELDS} if names else set())
     extra = set(arrays) - expected
     if extra:

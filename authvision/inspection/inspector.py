@@ -18,6 +18,7 @@ from authvision.inspection.parts import Placement, place_parts
 from authvision.inspection.points import point_raw
 from authvision.inspection.product import ProductInspection, Template
 from authvision.inspection.registration import ListingKeypoints, Registration, listing_keypoints, register_anchor, register_templates
+from authvision.inspection.text import WordReading, read_words
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,13 @@ class InspectionResult:
     """Parts of an item of several rigid parts registered on their own (0 for a one-piece item)."""
     points: tuple[PointScore, ...] = ()
     """The brand's authentication points scored on the reported template (their maximum joins ``score``)."""
+    text: tuple[WordReading, ...] = ()
+    """The reported template's words as read in the listing (:mod:`~authvision.inspection.text`)."""
+
+    @property
+    def text_mismatch(self) -> float:
+        """The largest mismatch between a template's word and the listing's sure readings (NaN: none)."""
+        return max((r.mismatch for r in self.text if math.isfinite(r.mismatch)), default=float("nan"))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable summary (no heatmap; numbers rounded)."""
@@ -95,7 +103,18 @@ class InspectionResult:
             "templates_registered": self.templates_registered,
             "parts_registered": self.parts_registered,
             "points": [pt.to_dict() for pt in self.points],
+            "text": [w.to_dict() for w in self.text],
+            "text_mismatch": r(self.text_mismatch),
         }
+
+
+def _read(listing: np.ndarray, H: np.ndarray, t: Template) -> tuple[WordReading, ...]:
+    """The template's words read in the listing; none when reading fails (the rest of the inspection stands)."""
+    try:
+        return read_words(listing, H, t.words, t.scale)
+    except Exception as exc:  # noqa: BLE001 - OCR is one channel among several
+        logger.warning("reading the listing's words failed: %r", exc)
+        return ()
 
 
 def _point_scores(meas: Measurement, t: Template) -> dict[str, float]:
@@ -263,6 +282,7 @@ def _inspect_registered(
         score=fused,
         regions=_regions(meas, t, homography, regions),
         points=_points(meas, t, homography),
+        text=_read(listing, homography, t),
         heatmap=hm,
         homography=reg.homography,
         templates_registered=len(per_template),

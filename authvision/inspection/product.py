@@ -33,6 +33,7 @@ from authvision.inspection.registration import (
     make_target,
     register_templates,
 )
+from authvision.inspection.text import Word, consensus, find_words
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ class InspectionParams:
     """Longest side in pixels of the template frame where keypoints live and comparison happens."""
     cell: int = 24
     erode: int = 31
+    read_text: bool = True
+    """Read each template's words at build time and again in every inspected listing (:mod:`~authvision.inspection.text`)."""
     compare_gaps: bool = False
     """Compare the background visible between an item's parts too (the closed silhouette). Off: only
     the item's own pixels are compared (its cut-out, :func:`~authvision.inspection.masks.cutout_mask`)."""
@@ -89,6 +92,8 @@ class Template:
     """Names of the brand's authentication points scored on this template (:mod:`~authvision.inspection.points`)."""
     point_masks: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), bool), compare=False)
     """(P, H, W) masks of those points in the template frame (their null quantiles: ``null.point_q50/q95``)."""
+    words: tuple[Word, ...] = ()
+    """The words the template's photo reads (:func:`authvision.inspection.text.find_words`), boxes in its frame."""
 
 
 @dataclass(frozen=True)
@@ -284,5 +289,6 @@ def build_product_inspection(
     if not built:
         raise InspectionError(f"{product}: no template could be built (genuine photos do not register to each other)")
     kept = [ti for ti, _ in built]
-    final = tuple(replace(tm, links=links[ti][kept]) for ti, tm in built)
+    words = consensus([find_words(photos[tm.source], tm.scale) for _, tm in built]) if p.read_text else [()] * len(built)
+    final = tuple(replace(tm, links=links[ti][kept], words=w) for (ti, tm), w in zip(built, words))
     return ProductInspection(product, int(seed), p, final)

@@ -71,7 +71,12 @@ def _engine() -> Any:
 
             # It logs each model it loads, and "the text detection result is empty" for a photo without
             # text, through its own handler to stderr: a library's user must not see that.
-            _ENGINE = RapidOCR(params={"Global.log_level": "error"})
+            # One thread per call: the inspection provider already inspects listings on several threads.
+            _ENGINE = RapidOCR(params={
+                "Global.log_level": "error",
+                "EngineConfig.onnxruntime.intra_op_num_threads": 1,
+                "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+            })  # fmt: skip
             logging.getLogger("RapidOCR").setLevel(logging.ERROR)
         return _ENGINE
 

@@ -288,8 +288,11 @@ class AuthenticityChecker:
 
     def inspection_provider(self) -> InspectionEvidence:
         """The checker's region-inspection provider; InspectionError when it has none."""
-        found = next((p for p in self.providers if isinstance(p, InspectionEvidence)), None)
-        if found is None:
+        try:
+            found = self.provider(InspectionEvidence.name)
+        except KeyError:
+            found = None
+        if not isinstance(found, InspectionEvidence):
             raise InspectionError("this checker has no region inspection (build it with inspection on: `authvision index build`)")
         return found
 

@@ -130,8 +130,8 @@ def _point_scores(meas: Measurement, t: Template) -> dict[str, float]:
     return out
 
 
-def _points(meas: Measurement, t: Template, H: np.ndarray) -> tuple[PointScore, ...]:
-    scores = _point_scores(meas, t)
+def _points(scores: dict[str, float], t: Template, H: np.ndarray) -> tuple[PointScore, ...]:
+    """The scored points (``scores``: :func:`_point_scores` of the template) with their boxes."""
     out = []
     for name, mask in zip(t.points, t.point_masks):
         if name not in scores:
@@ -245,7 +245,7 @@ def _inspect_registered(
 ) -> InspectionResult:
     """The comparison of a listing with every template it registered to (``regs``, one per template)."""
     p = data.params
-    best: tuple[float, int, Registration, Measurement, dict[str, float], Placement] | None = None
+    best: tuple[float, int, Registration, Measurement, dict[str, float], Placement, dict[str, float]] | None = None
     failed: list[Registration] = []
     per_template = []
     for i, (t, reg, target) in enumerate(zip(data.templates, regs, data.targets)):
@@ -262,11 +262,11 @@ def _inspect_registered(
         per_template.append(std)
         fused = max([std["fused"], *points.values()])
         if best is None or fused < best[0]:
-            best = (fused, i, reg, meas, std, placement)
+            best = (fused, i, reg, meas, std, placement, points)
     if best is None:
         worst = max(failed, key=lambda r: r.inliers)
         return InspectionResult(False, worst.reason, inliers=worst.inliers, reprojection_error=worst.reprojection_error)
-    fused, i, reg, meas, std, placement = best
+    fused, i, reg, meas, std, placement, points = best
     homography = reg.homography
     assert homography is not None  # only registered templates are kept as best
     t = data.templates[i]
@@ -281,7 +281,7 @@ def _inspect_registered(
         scores={c: std[c] for c in SCORE_CHANNELS},
         score=fused,
         regions=_regions(meas, t, homography, regions),
-        points=_points(meas, t, homography),
+        points=_points(points, t, homography),
         text=_read(listing, homography, t),
         heatmap=hm,
         homography=reg.homography,

@@ -142,7 +142,7 @@ class AuthenticityChecker:
         self.duplicate_max_distance = duplicate_max_distance
         self.providers: tuple[EvidenceProvider, ...] = tuple(providers)
         self.feature_names: tuple[str, ...] = feature_names(self.providers)
-        self.transform = create_transform(embedder)
+        self.transform = create_transform(embedder, hash_version=index.hash_version)
         self._calibration = self._default_calibration()
         self._report: CalibrationReport | None = None
 

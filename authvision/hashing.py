@@ -1,38 +1,58 @@
 """Perceptual hashes that catch re-used and lightly edited listing photos.
 
-Each photo gets two 64-bit pHashes (imagehash, ``hash_size=8``): row 0 of the photo, row 1 of its
-horizontal mirror. References index both rows, queries search with row 0, so a mirrored copy of a
-reference photo matches that reference's row 1 (sellers flip official shots to dodge exact matching).
+Each photo gets two 64-bit pHashes: row 0 of the photo, row 1 of its horizontal mirror. References
+index both rows, queries search with row 0, so a mirrored copy of a reference photo matches that
+reference's row 1 (sellers flip official shots to dodge exact matching).
 
-Before hashing, a photo is normalised the same way for references and queries:
+Two definitions (:data:`HASH_VERSIONS`); an index records which one its hashes are
+(:attr:`authvision.ReferenceIndex.hash_version`) and a checker hashes its listings the same way:
 
-1. uniform borders (white padding to a square, coloured frames, nested ones) are trimmed, because
-   marketplace templates pad photos and padding changes the aspect ratio pHash squeezes to a square.
-   A border line must be flat (colour range ≤ 8 grey levels, 2% outliers aside); up to 16 more lines
-   whose median is still the border colour go too — JPEG ringing next to the photo;
-2. the shorter side is resized to :data:`CANONICAL_SIDE` pixels (bilinear, ``reducing_gap``), because
-   callers decode JPEGs with DCT draft scaling, so one photo can arrive at different decoded sizes.
+**Version 2** (:data:`HASH_VERSION`, new indexes), from the decoded photo as it is:
 
-Measured on the 22 scikit-image / matplotlib sample photos (``tests/test_hashing.py`` pins a subset),
-bits of 64 between a photo and its edited copy: JPEG q=60 or q=40, draft decoding at 1/2, a 0.9
-resize, white padding and mirroring: 0-6 (mostly 0-2); padding then JPEG q=60: ≤ 10; a 3% crop: ≤ 12
-(textures; ≤ 8 on photos of objects). Two different photos: 20 or more (1st percentile; the closest
-pair, 4 bits, is a stereo pair of one scene). Hence :data:`DUPLICATE_MAX_DISTANCE` = 10, the default
-radius of ``ReferenceIndex.find_duplicates``. Weak spots: crops beyond ~5%, padding plus heavy
-re-compression (q=40: up to 14), and tiny graphics on flat backgrounds (the 128-px sample logo moves
-36 bits under JPEG, because noise changes how much flat background is trimmed).
+1. uniform borders (white padding to a square, coloured frames, nested ones) are trimmed at the
+   decoded resolution, because marketplace templates pad photos and padding changes the aspect
+   ratio pHash squeezes to a square. A border line must be flat (colour range ≤ 8 grey levels, 2%
+   outliers aside); up to 16 more lines whose median is still the border colour go too (JPEG
+   ringing next to the photo);
+2. the photo goes to grey (ITU-R 601 luma) and straight to a 32 x 32 thumbnail by area averaging
+   (OpenCV ``INTER_AREA``: each thumbnail pixel is the mean over its exact footprint), so the
+   decoded size (JPEG draft scaling, a PNG at full size) hardly matters and the thumbnail of the
+   mirror is the thumbnail mirrored, exactly;
+3. pHash of it: the 2-D DCT-II, its 8 x 8 lowest frequencies against their median; the mirror's
+   hash from the same DCT (mirroring flips the sign of the odd horizontal frequencies).
+
+**Version 1** (indexes saved before it): ``imagehash.phash(hash_size=8)`` bit for bit, of the
+trimmed photo resized to :data:`CANONICAL_SIDE` on its shorter side (bilinear, ``reducing_gap``),
+through Pillow's Lanczos 32 x 32 thumbnail. It costs ~2x version 2's CPU (800 px listings, one
+thread: 1.64 against 0.89 ms in benchmarks/scan_throughput.py's step table, 2.26 against 1.29 ms
+on ``training/research/hash_lab.py``'s more often padded ones), because Pillow resamples twice and
+the Lanczos kernel spans 48 source pixels per thumbnail pixel.
+
+Measured on the 24 scikit-image / matplotlib sample photos (``hash_lab.py``; ``tests/test_hashing.py``
+pins a subset), bits of 64 between a photo and its edited copy, worst / mean, version 2 (version 1:
+the same worst cases but for a 3% crop, 18, and padding then q=60, 14): JPEG q=60 or q=40: 36 /
+2.2-2.7 (the worst is the 128-px sample logo, below); an 800 px copy decoded with JPEG draft
+scaling: 16 / 1.3; a 0.9 resize: 6 / 0.3; white padding: 16 / 1.0 (0 on 21 of the 24); padding
+then JPEG q=60: 16 / 2.2; a black frame in white padding: 12 / 1.0; grey padding then q=50: 28 /
+6.5; mirrored then JPEG: 12 / 1.2; a 3% crop: 22 / 5.2 (v1 18 / 5.0). Two different photos: 20 or
+more (the closest pair, 4 bits, is a stereo pair of one scene). Hence :data:`DUPLICATE_MAX_DISTANCE`
+= 10, the default radius of ``ReferenceIndex.find_duplicates``. Weak spots: crops beyond ~5%, padding plus heavy re-compression,
+and tiny graphics on flat backgrounds (the 128-px sample logo moves 36 bits under JPEG, because
+noise changes how much flat background is trimmed).
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
-import scipy.fftpack
 from PIL import Image
 
 __all__ = [
     "CANONICAL_SIDE",
     "DUPLICATE_MAX_DISTANCE",
     "HASH_BYTES",
+    "HASH_VERSION",
+    "HASH_VERSIONS",
     "hamming",
     "hash_to_hex",
     "hex_to_hash",
@@ -46,6 +66,12 @@ CANONICAL_SIDE = 256
 
 HASH_BYTES = 8
 """Bytes per hash (64 bits)."""
+
+HASH_VERSION = 2
+"""The hash definition new indexes use (see the module docstring)."""
+
+HASH_VERSIONS = (1, 2)
+"""Every hash definition this library computes: an index keeps the one it was built with."""
 
 DUPLICATE_MAX_DISTANCE = 10
 """Default Hamming radius (bits of 64) under which two photos count as the same photo."""
@@ -73,19 +99,33 @@ def _cut(lines: np.ndarray, tolerance: int) -> int:
     flat = _flat_lines(lines, tolerance)
     if flat == 0 or flat == lines.shape[0]:
         return flat
-    colour = np.median(lines[:flat].reshape(-1, lines.shape[-1]), axis=0)
+    colour = _channel_medians(lines[:flat].reshape(-1, lines.shape[-1]))
     medians = np.median(lines[flat : flat + _RINGING_LINES], axis=1)
     off = np.flatnonzero(np.abs(medians - colour).max(axis=1) > 2 * tolerance)
     return flat + (int(off[0]) if off.size else medians.shape[0])
+
+
+def _channel_medians(values: np.ndarray) -> np.ndarray:
+    """``np.median(values, axis=0)`` of uint8 (n, channels) values, exactly, from a histogram per channel
+    (a border of 60 lines is ~70k values: counting them is several times faster than partitioning them)."""
+    n = values.shape[0]
+    ranks = np.array([(n - 1) // 2, n // 2])  # the middle order statistics (one when n is odd)
+    out = np.empty(values.shape[1])
+    for channel in range(values.shape[1]):
+        cumulative = np.cumsum(np.bincount(values[:, channel], minlength=256))
+        out[channel] = np.searchsorted(cumulative, ranks, side="right").mean()
+    return out
 
 
 def _flat_lines(lines: np.ndarray, tolerance: int) -> int:
     """Leading lines whose robust spread is within ``tolerance``.
 
     Measured outside-in in growing chunks, stopping at the first line that is not flat (most photos
-    have no border; measuring every line cost ~5 ms per 400 px photo), and a line whose values all
-    lie within ``tolerance`` of each other (all channels together) is flat without sorting it. Each
-    line's spread is its own, so the answer is the same as measuring every line.
+    have no border; measuring every line cost ~5 ms per 400 px photo). A line whose values all lie
+    within ``tolerance`` of each other (all channels together) is flat without sorting it; the others
+    of a chunk are sorted a few at a time, in order, up to the first that is not flat (a chunk that
+    runs from a border into the photo holds dozens of photo lines). Each line's spread is its own, so
+    the answer is the same as measuring every line.
     """
     start, step = 0, 4
     while start < lines.shape[0]:
@@ -93,11 +133,13 @@ def _flat_lines(lines: np.ndarray, tolerance: int) -> int:
         values = np.ascontiguousarray(chunk).reshape(len(chunk), -1)  # all channels of a line at once
         flat = values.max(axis=1).astype(np.int16) - values.min(axis=1) <= tolerance
         unsure = np.flatnonzero(~flat)
-        if unsure.size:
-            flat[unsure] = _robust_spread(chunk[unsure]) <= tolerance
-        not_flat = np.flatnonzero(~flat)
-        if not_flat.size:
-            return start + int(not_flat[0])
+        done, batch = 0, 1
+        while done < unsure.size:
+            lines_now = unsure[done : done + batch]
+            spread_ok = _robust_spread(chunk[lines_now]) <= tolerance
+            if not spread_ok.all():
+                return start + int(lines_now[np.argmin(spread_ok)])
+            done, batch = done + batch, batch * 2
         start, step = start + step, step * 2
     return lines.shape[0]
 
@@ -154,36 +196,64 @@ def _canonical(image: Image.Image, resized: Image.Image | None = None, trim: boo
 _PHASH_SIZE = 8  # imagehash.phash(hash_size=8): the 8x8 lowest frequencies
 _PHASH_SAMPLE = 32  # ... of the DCT of a 32x32 (hash_size x highfreq_factor 4) Lanczos thumbnail
 _MIRROR_SIGNS = np.where(np.arange(_PHASH_SIZE) % 2 == 0, 1.0, -1.0)
+# The 8 lowest rows of the unnormalised DCT-II matrix (scipy.fftpack.dct's): X[k] = 2 sum_n x[n] cos(pi k (2n + 1) / 2N)
+_DCT_LOW = 2.0 * np.cos(np.pi * np.arange(_PHASH_SIZE)[:, None] * (2 * np.arange(_PHASH_SAMPLE) + 1) / (2 * _PHASH_SAMPLE))
 
 
 def phash_pair(gray: Image.Image) -> np.ndarray:
-    """Packed pHashes (uint8 (2, 8)) of a mode-"L" image and of its horizontal mirror, from one DCT.
+    """Version 1: packed pHashes (uint8 (2, 8)) of a mode-"L" image and of its mirror, from one DCT.
 
-    Each row is bit for bit ``imagehash.phash(image, hash_size=8)`` (the same Lanczos thumbnail, the
-    same ``scipy.fftpack`` DCT, the median threshold). The mirror needs no second thumbnail or DCT:
+    Each row is bit for bit ``imagehash.phash(image, hash_size=8)`` (the same Lanczos thumbnail, its
+    DCT-II, the median threshold) on every photo with any texture; the DCT is two small matrix
+    products rather than ``scipy.fftpack`` (so inference needs neither scipy nor imagehash), equal
+    to ~1e-11, which decides a bit only where the low frequencies tie exactly: a flat photo, whose
+    hash is rounding noise in either. The mirror needs no second thumbnail or DCT:
     Pillow's resampling is symmetric, so the mirror's thumbnail is the thumbnail mirrored, and
     mirroring a row flips the sign of its odd DCT-II frequencies (X'[k] = (-1)^k X[k]).
     tests/test_hashing.py holds both rows equal to imagehash's on real photos.
     """
     thumbnail = np.asarray(gray.resize((_PHASH_SAMPLE, _PHASH_SAMPLE), Image.Resampling.LANCZOS))
-    dct = scipy.fftpack.dct(scipy.fftpack.dct(thumbnail, axis=0), axis=1)
-    low = dct[:_PHASH_SIZE, :_PHASH_SIZE]
+    return _pair_from_thumbnail(thumbnail)
+
+
+def _pair_from_thumbnail(thumbnail: np.ndarray) -> np.ndarray:
+    """Packed pHashes of a 32 x 32 thumbnail and of its mirror, from one DCT (see :func:`phash_pair`)."""
+    low = _DCT_LOW @ thumbnail @ _DCT_LOW.T  # the 8 x 8 lowest frequencies of the 2-D DCT-II
     mirrored = low * _MIRROR_SIGNS
     bits = np.stack([low > np.median(low), mirrored > np.median(mirrored)])
     return np.packbits(bits.reshape(2, -1), axis=1)
 
 
-def perceptual_hashes(image: Image.Image, *, resized: Image.Image | None = None, trim: bool = True) -> np.ndarray:
+def perceptual_hashes(
+    image: Image.Image, *, version: int = HASH_VERSION, resized: Image.Image | None = None, trim: bool = True
+) -> np.ndarray:
     """Row 0: pHash of the photo; row 1: pHash of its horizontal mirror. Returns uint8 (2, 8).
 
-    ``resized``, optional: ``image.resize(size, Image.Resampling.BILINEAR)`` for some size, as
-    preprocessing makes it (:func:`authvision.preprocess.resized_size`). When no border is trimmed
-    and that size is the canonical one, it is hashed instead of resizing again (~0.7 ms saved per
-    400 px photo); the hashes are the same either way. ``trim=False`` hashes the whole frame, borders
-    included (for grouping photos whose backdrops are near-uniform, see authvision_train.data).
+    ``version``: the hash definition (:data:`HASH_VERSIONS`; an index's is its ``hash_version``).
+    ``trim=False`` hashes the whole frame, borders included (for grouping photos whose backdrops are
+    near-uniform, see authvision_train.data). ``resized``, version 1 only and optional:
+    ``image.resize(size, Image.Resampling.BILINEAR)`` for some size, as preprocessing makes it
+    (:func:`authvision.preprocess.resized_size`); when no border is trimmed and that size is the
+    canonical one it is hashed instead of resizing again, with the same hashes either way.
     """
-    gray = _canonical(image, resized, trim).convert("L")  # what phash hashes; mirroring commutes with it
-    return phash_pair(gray)
+    if version == 2:
+        return _hashes_v2(image, trim)
+    if version == 1:
+        gray = _canonical(image, resized, trim).convert("L")  # what phash hashes; mirroring commutes with it
+        return phash_pair(gray)
+    raise ValueError(f"hash version must be one of {HASH_VERSIONS}, got {version!r}")
+
+
+def _hashes_v2(image: Image.Image, trim: bool) -> np.ndarray:
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"perceptual_hashes expects a PIL.Image.Image, got {type(image).__name__}")
+    pixels = np.asarray(image.convert("RGB") if image.mode != "RGB" else image)
+    if trim:
+        left, top, right, bottom = _trim_box(pixels, _BORDER_TOLERANCE)
+        pixels = pixels[top:bottom, left:right]
+    gray = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    thumbnail = cv2.resize(gray, (_PHASH_SAMPLE, _PHASH_SAMPLE), interpolation=cv2.INTER_AREA)
+    return _pair_from_thumbnail(thumbnail.astype(np.float64))
 
 
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)

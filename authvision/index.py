@@ -63,7 +63,7 @@ from ._storage import load_consistent, read_manifest, read_verified, write_direc
 from ._version import __version__
 from .errors import IncompatibleModelError, UnknownReferenceError
 from .faiss_tools import auto_factory
-from .hashing import DUPLICATE_MAX_DISTANCE, HASH_BYTES
+from .hashing import DUPLICATE_MAX_DISTANCE, HASH_BYTES, HASH_VERSION
 from .index_store import FORMAT_NAME, FORMAT_VERSION, index_files, read_saved
 from .index_types import LABELS, Label, OnDuplicate, Reference, SearchParams, SearchResult, new_rows
 from .signing import KeyArg, note_unauthenticated, resolve_keys
@@ -112,12 +112,16 @@ class ReferenceIndex:
             string; see the module docstring.
         model_sha256: sha256 of the embedding model; :meth:`load` can refuse an index built with
             another model.
+        hash_version: the perceptual-hash definition of the hashes it will hold
+            (:data:`authvision.hashing.HASH_VERSIONS`); kept in its saves, so a checker hashes its
+            listings as its references were hashed.
     """
 
-    def __init__(self, dim: int, *, factory: str = "auto", model_sha256: str | None = None) -> None:
+    def __init__(self, dim: int, *, factory: str = "auto", model_sha256: str | None = None, hash_version: int = HASH_VERSION) -> None:
         dim = checks.check_positive_int("dim", dim)
         factory = checks.check_factory(factory)
         checks.check_optional_type("model_sha256", model_sha256, str)
+        hash_version = checks.check_hash_version(hash_version)
         min_train = 0
         if factory != "auto":
             probe, kind = ft.new_index(dim, factory)  # validates the string now, not at the switch
@@ -133,14 +137,16 @@ class ReferenceIndex:
             metadata=Metadata(),
             next_id=0,
             min_train=min_train,
+            hash_version=hash_version,
         )
         if factory != "auto" and factory != "Flat" and min_train == 0:
             self._index, self._kind = ft.new_index(self._dim, factory)  # nothing to train: use it at once
             self._factory = factory
 
     def _setup(self, *, dim: int, requested: str, model_sha256: str | None, factory: str, index: faiss.Index,
-               hashes: faiss.IndexBinary, metadata: Metadata, next_id: int, min_train: int) -> None:
+               hashes: faiss.IndexBinary, metadata: Metadata, next_id: int, min_train: int, hash_version: int) -> None:
         self._dim = dim
+        self._hash_version = hash_version
         self._requested = requested
         self._model_sha256 = model_sha256
         self._factory = factory
@@ -166,6 +172,12 @@ class ReferenceIndex:
     def model_sha256(self) -> str | None:
         """sha256 of the embedding model the vectors come from (None: not recorded)."""
         return self._model_sha256
+
+    @property
+    def hash_version(self) -> int:
+        """The perceptual-hash definition of its hashes (:func:`authvision.hashing.perceptual_hashes`'s
+        ``version``): 1 for indexes saved before version 2 existed, which keep it."""
+        return self._hash_version
 
     def bind_model(self, model_sha256: str) -> None:
         """Record the embedding model of an index created without one; a different model is refused."""
@@ -208,6 +220,7 @@ class ReferenceIndex:
                 "factory": self._factory,
                 "requested_factory": self._requested,
                 "model_sha256": self._model_sha256,
+                "hash_version": self._hash_version,
                 "next_id": self._next_id,
                 "tombstones": int(self._tombstones.size),
                 "hashed": int(self._hashes.ntotal // 2),
@@ -454,6 +467,7 @@ class ReferenceIndex:
                 "next_id": self._next_id,
                 "tombstones": int(self._tombstones.size),
                 "model_sha256": self._model_sha256,
+                "hash_version": self._hash_version,
                 "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
             }
         return files, fields
@@ -469,7 +483,7 @@ class ReferenceIndex:
         keys = resolve_keys(signing_key)
 
         def load_from(path: Path) -> ReferenceIndex:  # again if a concurrent save replaces the directory meanwhile
-            manifest = read_manifest(path, format_name=FORMAT_NAME, supported_versions=(FORMAT_VERSION,), signing_keys=keys, what="index")
+            manifest = read_manifest(path, format_name=FORMAT_NAME, supported_versions=(1, FORMAT_VERSION), signing_keys=keys, what="index")
             if not keys:
                 note_unauthenticated("an index", path)
             return cls.restore(

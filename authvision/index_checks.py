@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .errors import DuplicateReferenceError, IndexFormatError
-from .hashing import HASH_BYTES
+from .hashing import HASH_BYTES, HASH_VERSIONS
 
 __all__ = [
     "SHA256",
@@ -49,6 +49,12 @@ def check_factory(factory: Any) -> str:
 def check_optional_type(name: str, value: Any, kind: type) -> None:
     if value is not None and not isinstance(value, kind):
         raise TypeError(f"{name} must be a {kind.__name__} or None, got {type(value).__name__}")
+
+
+def check_hash_version(value: Any) -> int:
+    if isinstance(value, bool) or value not in HASH_VERSIONS:
+        raise ValueError(f"hash_version must be one of {HASH_VERSIONS}, got {value!r}")
+    return int(value)
 
 
 def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:

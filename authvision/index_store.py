@@ -29,7 +29,7 @@ from . import faiss_tools as ft
 from ._metadata import Metadata
 from ._version import __version__, is_newer
 from .errors import IncompatibleModelError, IndexFormatError
-from .hashing import HASH_BYTES
+from .hashing import HASH_BYTES, HASH_VERSIONS
 from .index_checks import check_manifest_fields
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "Saved", "index_files", "read_saved"]
@@ -37,7 +37,10 @@ __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "Saved", "index_files", "read_saved"
 LOG = logging.getLogger(__name__)
 
 FORMAT_NAME = "authvision.ReferenceIndex"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: the manifest records ``hash_version``, the perceptual-hash definition of the hashes (version 2
+hashes are not version 1's, so authvision before it must not read them). 1 still loads: its hashes
+are version 1 and stay so."""
 
 VECTORS_FILE = "vectors.faiss"
 HASHES_FILE = "hashes.faiss"
@@ -57,6 +60,7 @@ class Saved:
     metadata: Metadata
     next_id: int
     min_train: int
+    hash_version: int
 
 
 def index_files(index: faiss.Index, hashes: faiss.IndexBinary, metadata: Metadata) -> dict[str, bytes | memoryview]:
@@ -76,6 +80,9 @@ def read_saved(manifest: dict[str, Any], read: Callable[[str], bytes], path: Pat
     """
     where = path / "manifest.json"
     model = check_manifest_fields(manifest, where)
+    hash_version = manifest.get("hash_version", 1)  # saves before the field hold version 1 hashes
+    if hash_version not in HASH_VERSIONS or isinstance(hash_version, bool):
+        raise IndexFormatError(f"{where}: hash_version {hash_version!r} is not one this authvision computes {HASH_VERSIONS}")
     if expected_model_sha256 is not None and model != expected_model_sha256:
         built = f"model {model}" if model else "an unrecorded model"
         raise IncompatibleModelError(
@@ -118,6 +125,7 @@ def read_saved(manifest: dict[str, Any], read: Callable[[str], bytes], path: Pat
         metadata=metadata,
         next_id=manifest["next_id"],
         min_train=min_train,
+        hash_version=hash_version,
     )
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import ImageDecodeError
-from .hashing import HASH_BYTES, perceptual_hashes
+from .hashing import HASH_BYTES, HASH_VERSION, perceptual_hashes
 from .manifest import PreprocessConfig
 from .preprocess import center_crop, pixels_to_tensor, resize_shorter
 
@@ -62,14 +62,16 @@ class PhotoTransform:
     """Decoded RGB image → :class:`PreparedPhoto` (resize shorter side, centre crop; hashes).
 
     The model's input stays uint8 pixels here (normalising is the model's, or the embedder's, job:
-    see :meth:`authvision.embedder.Embedder.run_tensors`). The perceptual hashes reuse the model's
-    resize when it is the canonical hashing resize (bilinear), which gives the same hashes as
-    computing them from scratch (see ``hashing.perceptual_hashes``).
+    see :meth:`authvision.embedder.Embedder.run_tensors`). The perceptual hashes are of definition
+    ``hash_version`` (the index's: :attr:`authvision.ReferenceIndex.hash_version`); version 2 hashes
+    the decoded photo directly, version 1 reuses the model's resize when it is the canonical hashing
+    resize (bilinear), with the same hashes as computing them from scratch.
     """
 
-    def __init__(self, config: PreprocessConfig) -> None:
+    def __init__(self, config: PreprocessConfig, *, hash_version: int = HASH_VERSION) -> None:
         self.config = config
-        self._share_resize = config.interpolation == "bilinear"
+        self.hash_version = hash_version
+        self._share_resize = hash_version == 1 and config.interpolation == "bilinear"
 
     @property
     def input_size(self) -> int:
@@ -79,7 +81,7 @@ class PhotoTransform:
         """Prepare one image; ``pixels_out`` / ``hash_out`` receive the results in place when given."""
         resized = resize_shorter(image, self.config)
         crop = center_crop(resized, self.config)
-        hashes = perceptual_hashes(image, resized=resized if self._share_resize else None)
+        hashes = perceptual_hashes(image, version=self.hash_version, resized=resized if self._share_resize else None)
         if pixels_out is not None:
             pixels_out[...] = np.asarray(crop)
             pixels = pixels_out
@@ -101,7 +103,7 @@ class PhotoTransform:
         return pixels, hashes
 
     def __repr__(self) -> str:
-        return f"PhotoTransform({self.config!r})"
+        return f"PhotoTransform({self.config!r}, hash_version={self.hash_version})"
 
 
 def resolve_preprocess_config(model: Embedder | PreprocessConfig) -> PreprocessConfig:
@@ -111,9 +113,10 @@ def resolve_preprocess_config(model: Embedder | PreprocessConfig) -> PreprocessC
     return model.manifest.preprocess
 
 
-def create_transform(model: Embedder | PreprocessConfig) -> PhotoTransform:
-    """The photo transform of a model (``create_transform(embedder)``) or of a preprocessing config."""
-    return PhotoTransform(resolve_preprocess_config(model))
+def create_transform(model: Embedder | PreprocessConfig, *, hash_version: int = HASH_VERSION) -> PhotoTransform:
+    """The photo transform of a model (``create_transform(embedder)``) or of a preprocessing config,
+    hashing with definition ``hash_version`` (an index's ``hash_version``)."""
+    return PhotoTransform(resolve_preprocess_config(model), hash_version=hash_version)
 
 
 def decode_inputs(sources: Iterable[ImageSource], decode: Callable[[ImageSource], DecodedImage]) -> list[DecodedImage | str]:

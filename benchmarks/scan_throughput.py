@@ -155,8 +155,9 @@ def _hue_shift(image: Image.Image, shift: int = 14) -> Image.Image:
     return Image.merge("HSV", (h.point(lambda x: (x + shift) % 256), s, v)).convert("RGB")
 
 
-def build_checker(directory: Path, references: int = REFERENCES, seed: int = 1) -> Path:
-    """The benchmark checker (see the module docstring); built once, then loaded from ``directory``."""
+def build_checker(directory: Path, hash_version: int, references: int = REFERENCES, seed: int = 1) -> Path:
+    """The benchmark checker (see the module docstring) with hashes of ``hash_version``; built once,
+    then loaded from ``directory``. Every version's checker holds the same vectors (same seed)."""
     import authvision as av
     from authvision.hashing import perceptual_hashes
     from authvision.sample_photos import ALL_PHOTOS, sample_photo
@@ -165,7 +166,7 @@ def build_checker(directory: Path, references: int = REFERENCES, seed: int = 1) 
         return directory
     rng = np.random.default_rng(seed)
     embedder = av.Embedder.load()
-    checker = av.AuthenticityChecker(embedder)
+    checker = av.AuthenticityChecker(embedder, av.ReferenceIndex(embedder.dim, model_sha256=embedder.model_sha256, hash_version=hash_version))
     base = []
     for k, name in enumerate(ALL_PHOTOS):
         photo = sample_photo(name)
@@ -178,7 +179,7 @@ def build_checker(directory: Path, references: int = REFERENCES, seed: int = 1) 
             ["genuine"] * 5 + ["fake"],
             products=f"real-{name}",
             brands=f"brand-{k % BRANDS:02d}",
-            hashes=np.stack([perceptual_hashes(image) for image in decoded]),
+            hashes=np.stack([perceptual_hashes(image, version=hash_version) for image in decoded]),
         )
         base.append(vectors)
     centres = np.concatenate(base)
@@ -317,31 +318,33 @@ def _gil_slowdown(fn, items: list) -> float:
 def step_costs(checker, files: list[Path], count: int = 160) -> list[dict]:
     """CPU per listing of each step of a scan, one thread, and how well each overlaps on two threads."""
     from authvision.evidence.base import make_listings
-    from authvision.hashing import _canonical, phash_pair
+    from authvision.hashing import perceptual_hashes
     from authvision.preprocess import center_crop, pixels_to_tensor, resize_shorter
 
     embedder, config = checker.embedder, checker.embedder.manifest.preprocess
+    version = checker.index.hash_version
     paths = [str(p) for p in files[:count]]
     decoded = [embedder.decode(p).image for p in paths]
     resized = [resize_shorter(image, config) for image in decoded]
     pairs = list(zip(decoded, resized))
-    grays = [_canonical(image, small).convert("L") for image, small in pairs]
     pixels = np.stack([np.asarray(center_crop(small, config)) for small in resized])
     batches = [pixels[i : i + 8] for i in range(0, len(pixels) - 7, 8)]
     tensors = [pixels_to_tensor(b, config) for b in batches]
     vectors = embedder.run_tensors(pixels[:32]).vectors
     _, hashes = checker.transform.batch(decoded[:32])
     listings = make_listings(decoded[:32], paths[:32], vectors, hashes, None)
+    # version 1 reuses the model's resize when no border is trimmed (as the transform does)
+    how = "border trim, canonical resize, Lanczos thumbnail" if version == 1 else "border trim, grey, area thumbnail"
     steps = [
         ("decode (read + JPEG draft)", lambda p: embedder.decode(p), paths, 1),
-        ("resize shorter side (shared with the hashes when no border)", lambda im: resize_shorter(im, config), decoded, 1),
+        ("resize shorter side", lambda im: resize_shorter(im, config), decoded, 1),
         ("centre crop → uint8 pixels", lambda im: np.asarray(center_crop(im, config)), resized, 1),
-        ("hash canonical image (border trim, resize when trimmed, grey)", lambda pair: _canonical(*pair).convert("L"), pairs, 1),
-        ("both pHashes (one thumbnail, one DCT)", phash_pair, grays, 1),
+        (f"both pHashes, hash version {version} ({how}, one DCT)",
+         lambda pair: perceptual_hashes(pair[0], version=version, resized=pair[1]), pairs, 1),
         ("normalise (batch of 8)", lambda b: pixels_to_tensor(b, config), batches, 8),
         ("int8 model, 1 ORT thread (batch of 8)", embedder.run_tensors, tensors, 8),
         ("screen + evidence (batch of 32)", lambda ls: checker.verdicts_for(ls), [listings] * 3, 32),
-    ]
+    ]  # fmt: skip
     out = []
     for name, fn, items, per in steps:
         fn(items[0])
@@ -380,6 +383,7 @@ def worker_scan(spec: dict) -> dict:
         "rss_last_tenth_mb": max(samples[-tenth:], default=rss_loaded),
         "rss_process_peak_mb": _rss_mb(),  # includes loading the checker
         "labels": summary.labels,
+        "hash_version": checker.index.hash_version,
         "references": len(checker.index),
         "index": checker.index.factory,
     }
@@ -442,7 +446,7 @@ def run_worker(spec: dict) -> dict:
 
 def _fmt_run(r: dict) -> str:
     return (
-        f"| {r['inputs']:,} | ORT {r['ort_threads']} + decode {r['decode_workers']} | {r['batch_size']} | "
+        f"| {r['inputs']:,} | v{r.get('hash_version', '?')} | ORT {r['ort_threads']} + decode {r['decode_workers']} | {r['batch_size']} | "
         f"{r['listings_per_s']:.0f} | {r['cpu_ms_per_listing']:.2f} | {2000 / r['cpu_ms_per_listing']:.0f} | "
         f"{r['rss_first_tenth_mb']:.0f} → {r['rss_last_tenth_mb']:.0f} (max {r['rss_scan_max_mb']:.0f}) | "
         f"{r['load_before']:.1f} → {r['load_after']:.1f} |"
@@ -450,8 +454,8 @@ def _fmt_run(r: dict) -> str:
 
 
 HEADER = (
-    "| inputs | threads | batch | listings/s | CPU ms/listing | 2 idle cores' ceiling/s | RSS MB during scan | load avg |\n"
-    "|---|---|---|---|---|---|---|---|"
+    "| inputs | hashes | threads | batch | listings/s | CPU ms/listing | 2 idle cores' ceiling/s | RSS MB during scan | load avg |\n"
+    "|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -466,6 +470,9 @@ def main() -> int:
     parser.add_argument("--sweep-inputs", type=int, default=4000)
     parser.add_argument("--ray-inputs", type=int, default=None, help="0 to skip the Ray path (default 10k, 2k with --quick)")
     parser.add_argument("--no-steps", action="store_true", help="skip the step-by-step CPU table")
+    parser.add_argument("--hash-version", type=int, default=None, help="perceptual-hash version of the checker (default: the library's)")
+    parser.add_argument("--before-hash-version", type=int, default=None,
+                        help="also scan a checker hashed with this version first (same vectors), at the first input count")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -478,13 +485,14 @@ def main() -> int:
     if args.ray_inputs is None:
         args.ray_inputs = 2000 if args.quick else 10000
 
+    from authvision.hashing import HASH_VERSION
     from authvision.scanner import default_threads
 
     started = time.time()
     listings = args.cache / f"listings-{args.files}"
-    checker = args.cache / f"checker-{REFERENCES // 1000}k"
+    version = HASH_VERSION if args.hash_version is None else args.hash_version
+    checker = build_checker(args.cache / f"checker-{REFERENCES // 1000}k-hash{version}", version)
     files = make_listings(listings, args.files)
-    build_checker(checker)
     mean_kb = sum(p.stat().st_size for p in files) / len(files) / 1024
     ort, decode = default_threads()
     base = {"mode": "scan", "listings": str(listings), "checker": str(checker), "batch_size": args.batch_size, "raw_seconds": 4.0}
@@ -495,9 +503,15 @@ def main() -> int:
     for split in filter(None, args.sweep.split(",")):
         o, d = (int(v) for v in split.split("x"))
         sweep.append(run_worker({**base, "inputs": args.sweep_inputs, "ort_threads": o, "decode_workers": d}))
+    counts = [int(n) for n in args.inputs.split(",")]
+    before = []
+    if args.before_hash_version is not None:
+        old = build_checker(args.cache / f"checker-{REFERENCES // 1000}k-hash{args.before_hash_version}", args.before_hash_version)
+        spec = {**base, "checker": str(old), "inputs": counts[0], "ort_threads": ort, "decode_workers": decode}
+        before = [run_worker({**spec, "raw": True, "steps": not args.no_steps})]
     runs = [
-        run_worker({**base, "inputs": int(n), "ort_threads": ort, "decode_workers": decode, "raw": True, "steps": k == 0 and not args.no_steps})
-        for k, n in enumerate(args.inputs.split(","))
+        run_worker({**base, "inputs": n, "ort_threads": ort, "decode_workers": decode, "raw": True, "steps": k == 0 and not args.no_steps})
+        for k, n in enumerate(counts)
     ]
     ray_run = None
     if args.ray_inputs:
@@ -510,22 +524,28 @@ def main() -> int:
         print("## Thread splits (ONNX Runtime intra-op threads + decode workers)\n\n" + header)
         print("\n".join(_fmt_run(r) for r in sweep) + "\n")
     print(f"## End to end (default split: ORT {ort} + decode {decode})\n\n" + header)
-    print("\n".join(_fmt_run(r) for r in runs) + "\n")
+    print("\n".join(_fmt_run(r) for r in before + runs) + "\n")
     print("## The floor: decode + the model on ready tensors, all cores, measured in the same process after the scan\n")
-    print("| inputs | decode/s | model/s: 1 ORT thread / all cores batch 8 / 32 | floor/s = 1 / (1/decode + 1/best model) "
+    print("| inputs | hashes | decode/s | model/s: 1 ORT thread / all cores batch 8 / 32 | floor/s = 1 / (1/decode + 1/best model) "
           "| end to end/s | end to end / floor | load avg |")
-    print("|---|---|---|---|---|---|---|")
-    for r in runs:
-        print(f"| {r['inputs']:,} | {r['decode_all_cores_per_s']:.0f} | {r['raw_same_session_per_s']:.0f} / {r['raw_all_cores_per_s']:.0f} / "
+    print("|---|---|---|---|---|---|---|---|")
+    for r in before + runs:
+        print(f"| {r['inputs']:,} | v{r['hash_version']} | {r['decode_all_cores_per_s']:.0f} | "
+              f"{r['raw_same_session_per_s']:.0f} / {r['raw_all_cores_per_s']:.0f} / "
               f"{r['raw_all_cores_batch_per_s']:.0f} | "
               f"{r['floor_per_s']:.0f} | {r['listings_per_s']:.0f} | {r['listings_per_s'] / r['floor_per_s']:.2f} (target ≥ {TARGET_RATIO}) | "
               f"{r['load_before']:.1f} → {r['load_after']:.1f} |")  # fmt: skip
     steps = runs[0].get("steps", [])
-    print(f"\n## CPU per listing, step by step (one thread; {runs[0]['inputs']:,}-input run's process)\n")
-    print("| step | CPU ms/listing | wall beside a pure-Python thread / alone (~1: releases the GIL) |\n|---|---|---|")
-    for step in steps:
-        print(f"| {step['step']} | {step['cpu_ms']:.2f} | {step['gil_slowdown']:.2f} |")
-    print(f"| **sum** | **{sum(step['cpu_ms'] for step in steps):.2f}** | |\n")
+    columns = [(f"v{r['hash_version']}, {r['inputs']:,} inputs", r.get("steps", [])) for r in before[:1] + runs[:1]]
+    print("\n## CPU per listing, step by step (one thread; in each run's process)\n")
+    print("| step | " + " | ".join(f"CPU ms/listing ({name})" for name, _ in columns)
+          + " | wall beside a pure-Python thread / alone (~1: releases the GIL) |")
+    print("|---|" + "---|" * len(columns) + "---|")
+    for i, step in enumerate(steps):
+        cells = " | ".join(f"{column[i]['cpu_ms']:.2f}" if i < len(column) else "" for _, column in columns)
+        name = step["step"] if not before else step["step"].replace(f"hash version {runs[0]['hash_version']}", "hash version as the run's")
+        print(f"| {name} | {cells} | {step['gil_slowdown']:.2f} |")
+    print("| **sum** | " + " | ".join(f"**{sum(s['cpu_ms'] for s in column):.2f}**" for _, column in columns) + " | |\n")
     best = runs[-1]
     raw_same, raw_all = best["raw_same_session_per_s"], best["raw_all_cores_per_s"]
     rate, model_batch = best["listings_per_s"], best["model_batch_size"]
@@ -545,6 +565,8 @@ def main() -> int:
         f"| end-to-end / raw, same session | {rate / raw_same:.2f} | |",
         f"| end-to-end / raw, all cores | {rate / raw_all:.2f} | |",
         f"| end-to-end / floor (decode + model, same run) | {rate / best['floor_per_s']:.2f} | ≥ {TARGET_RATIO} |",
+        *(f"| the same with hash version {r['hash_version']} ({r['inputs']:,} inputs, before) | "
+          f"{r['listings_per_s'] / r['floor_per_s']:.2f}; CPU {r['cpu_ms_per_listing']:.2f} ms per listing | |" for r in before),
         f"| RSS during the scan at {counts} inputs | {peaks} MB (spread {spread:.1%}) | ≤ {TARGET_RSS_SPREAD:.0%} |",
         f"| process peak RSS (includes loading the checker) | {process_peaks} MB | |",
     ]
@@ -559,7 +581,7 @@ def main() -> int:
     print("## Summary\n\n" + "\n".join(lines))
     print(f"\n(total {time.time() - started:.0f} s; load average now {os.getloadavg()[0]:.1f}: other engineers share these cores)")
     if args.json:
-        args.json.write_text(json.dumps({"sweep": sweep, "runs": runs, "ray": ray_run,
+        args.json.write_text(json.dumps({"sweep": sweep, "before": before, "runs": runs, "ray": ray_run,
                                          "ray_single": single if ray_run else None}, indent=2) + "\n")  # fmt: skip
     return 0
 

@@ -243,14 +243,19 @@ def test_bad_input_raises_image_decode_error(models, photo_files, tmp_path):
         model.embed([photo_files["chelsea"], truncated])
 
 
-def test_inference_path_never_imports_torch(photo_files, tmp_path):
+def test_inference_path_never_imports_torch_or_scipy(photo_files, tmp_path):
+    """Embedding, indexing (hashes included) and checking run on the inference install, which has
+    neither torch nor scipy / imagehash (hash version 1's DCT is numpy's, see authvision.hashing)."""
     code = (
         "import sys\n"
         "import authvision as av\n"
         f"v = av.Embedder.load().embed({str(photo_files['rocket'])!r})\n"
         "assert v.shape == (1, 1280), v.shape\n"
         "assert 'onnxruntime' in sys.modules\n"
-        "leaked = sorted(m for m in sys.modules if m == 'torch' or m.startswith(('torch.', 'torchvision')))\n"
+        "checker = av.AuthenticityChecker(av.Embedder.load())\n"
+        f"checker.add_references([{str(photo_files['rocket'])!r}, {str(photo_files['coffee'])!r}], 'genuine', product='p', brand='b')\n"
+        f"assert checker.check({str(photo_files['coffee'])!r}).duplicate_of is not None\n"
+        "leaked = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'scipy', 'imagehash'))\n"
         "assert not leaked, leaked[:5]\n"
         "print('ok')\n"
     )

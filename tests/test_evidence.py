@@ -157,6 +157,9 @@ def test_a_checker_saved_before_evidence_providers_loads_with_the_same_verdict()
     assert verdict["evidence"] == pytest.approx(expected["evidence"], abs=1e-6)
     assert verdict["authenticity"] == pytest.approx(expected["authenticity"], abs=1e-6)
     assert [m["ref_id"] for m in verdict["neighbors"]] == [m["ref_id"] for m in expected["neighbors"]]
+    # its references were hashed with hash version 1, and its listings still are
+    assert checker.index.hash_version == 1 and checker.transform.hash_version == 1
+    assert verdict["duplicate_of"] == pytest.approx(expected["duplicate_of"], abs=1e-6)
 
 
 def test_one_transform_gives_the_preprocessing_and_the_hashes(embedder):

@@ -11,6 +11,7 @@ from PIL import Image, ImageOps
 from authvision.hashing import (
     CANONICAL_SIDE,
     DUPLICATE_MAX_DISTANCE,
+    HASH_VERSIONS,
     hamming,
     hash_to_hex,
     hex_to_hash,
@@ -65,25 +66,31 @@ def _distance(reference: np.ndarray, query: np.ndarray) -> int:
     return int(min(hamming(query[0], reference[0]), hamming(query[0], reference[1])))
 
 
+@pytest.fixture(scope="module", params=HASH_VERSIONS, ids=lambda v: f"v{v}")
+def version(request) -> int:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def reference_hashes() -> dict[str, np.ndarray]:
-    return {name: perceptual_hashes(_photo(name)) for name in PHOTOS}
+def reference_hashes(version) -> dict[str, np.ndarray]:
+    return {name: perceptual_hashes(_photo(name), version=version) for name in PHOTOS}
 
 
-def test_shape_dtype_and_determinism(reference_hashes):
-    hashes = perceptual_hashes(_photo("chelsea"))
+def test_shape_dtype_and_determinism(reference_hashes, version):
+    hashes = perceptual_hashes(_photo("chelsea"), version=version)
     assert hashes.shape == (2, 8) and hashes.dtype == np.uint8
     np.testing.assert_array_equal(hashes, reference_hashes["chelsea"])
     # row 1 is the mirror's hash: hashing the mirror swaps the rows
-    mirrored = perceptual_hashes(ImageOps.mirror(_photo("chelsea")))
+    mirrored = perceptual_hashes(ImageOps.mirror(_photo("chelsea")), version=version)
     np.testing.assert_array_equal(mirrored[::-1], hashes)
 
 
 @pytest.mark.parametrize("edit", list(EDITS))
-def test_edited_copies_stay_close(edit, reference_hashes):
-    # measured: every edit here is <= 6 bits on these photos (most 0-2); DUPLICATE_MAX_DISTANCE is 10
+def test_edited_copies_stay_close(edit, reference_hashes, version):
+    # measured, both versions: every edit here is <= 6 bits on these photos (most 0-2); DUPLICATE_MAX_DISTANCE is 10
     distances = {
-        name: _distance(reference_hashes[name], perceptual_hashes(EDITS[edit](_photo(name)))) for name in PHOTOS
+        name: _distance(reference_hashes[name], perceptual_hashes(EDITS[edit](_photo(name)), version=version))
+        for name in PHOTOS
     }
     assert max(distances.values()) <= 8, distances
     assert max(distances.values()) <= DUPLICATE_MAX_DISTANCE
@@ -99,11 +106,21 @@ def test_different_photos_stay_far(reference_hashes):
     assert min(distances) > DUPLICATE_MAX_DISTANCE + 5
 
 
-def test_canonical_size_makes_decoded_size_irrelevant():
+def test_decoded_size_is_irrelevant(version):
     photo = _photo("astronaut")
     small = photo.resize((CANONICAL_SIDE // 2, CANONICAL_SIDE // 2), Image.Resampling.BILINEAR)
     big = photo.resize((1024, 1024), Image.Resampling.BILINEAR)
-    assert _distance(perceptual_hashes(big), perceptual_hashes(small)) <= 2
+    assert _distance(perceptual_hashes(big, version=version), perceptual_hashes(small, version=version)) <= 2
+
+
+def test_the_two_versions_differ_and_an_unknown_one_is_refused():
+    # an index keeps the version its hashes are of: the two agree closely, but not bit for bit
+    from authvision.sample_photos import ALL_PHOTOS
+
+    distances = [_distance(perceptual_hashes(_photo(n), version=1), perceptual_hashes(_photo(n), version=2)) for n in ALL_PHOTOS]
+    assert max(distances) > 0 and np.median(distances) <= 2, distances
+    with pytest.raises(ValueError, match="hash version"):
+        perceptual_hashes(_photo("coffee"), version=3)
 
 
 def test_trim_uniform_border_removes_padding_and_keeps_photos():
@@ -139,8 +156,9 @@ def test_rejects_non_images():
 
 
 def test_both_phashes_from_one_dct_are_imagehash_bit_for_bit_on_real_photos():
-    """Row 0 is imagehash.phash of the canonical photo, row 1 imagehash.phash of its mirror, though
-    the mirror's comes from the photo's own thumbnail and DCT (odd horizontal frequencies negated)."""
+    """Version 1: row 0 is imagehash.phash of the canonical photo, row 1 imagehash.phash of its
+    mirror, though the mirror's comes from the photo's own thumbnail and DCT (odd horizontal
+    frequencies negated). Both versions: hashing the mirror gives the rows swapped, exactly."""
     import imagehash
     import skimage.data
 
@@ -154,5 +172,6 @@ def test_both_phashes_from_one_dct_are_imagehash_bit_for_bit_on_real_photos():
         gray = photo.convert("L")
         expected = [imagehash.phash(gray, hash_size=8).hash, imagehash.phash(ImageOps.mirror(gray), hash_size=8).hash]
         np.testing.assert_array_equal(phash_pair(gray), np.packbits(np.stack(expected).reshape(2, -1), axis=1))
-        hashes = perceptual_hashes(photo)  # the same through border trimming and the canonical resize
-        np.testing.assert_array_equal(perceptual_hashes(ImageOps.mirror(photo)), hashes[::-1])
+        for version in HASH_VERSIONS:  # the same through border trimming and resizing
+            hashes = perceptual_hashes(photo, version=version)
+            np.testing.assert_array_equal(perceptual_hashes(ImageOps.mirror(photo), version=version), hashes[::-1])

@@ -372,7 +372,8 @@ def test_save_load_round_trip(factory, tmp_path):
     index.save(tmp_path / "idx")
     assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == ["hashes.faiss", "manifest.json", "metadata.sqlite", "vectors.faiss"]
     manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
-    assert manifest["format_version"] == 1 and manifest["dim"] == DIM and manifest["count"] == 1998
+    assert manifest["format_version"] == 2 and manifest["dim"] == DIM and manifest["count"] == 1998
+    assert manifest["hash_version"] == 2 == index.hash_version
     assert manifest["next_id"] == 2000 and manifest["model_sha256"] == "ab" * 32 and manifest["factory"] == index.factory
     assert manifest["library_version"]
     loaded = ReferenceIndex.load(tmp_path / "idx", expected_model_sha256="ab" * 32)
@@ -442,6 +443,32 @@ def test_load_refuses_damaged_directories_and_leaves_them_alone(saved, tmp_path,
     with pytest.raises(IndexFormatError, match=message):
         ReferenceIndex.load(directory)
     assert tree_digest(directory) == before
+
+
+def _as_format_1(path: Path) -> None:
+    """The manifest an index saved before hash versions had: format 1, no hash_version."""
+    manifest = json.loads(path.read_text())
+    manifest["format_version"] = 1
+    del manifest["hash_version"]
+    path.write_text(json.dumps(manifest))
+
+
+def test_an_index_saved_before_hash_versions_keeps_version_1_hashes(saved, tmp_path):
+    directory = _copy(saved, tmp_path)
+    _as_format_1(directory / "manifest.json")
+    old = ReferenceIndex.load(directory)
+    assert old.hash_version == 1 and ReferenceIndex.load(saved).hash_version == 2
+    old.save(tmp_path / "again")  # a save of it is format 2 and still says version 1
+    manifest = json.loads((tmp_path / "again" / "manifest.json").read_text())
+    assert manifest["format_version"] == 2 and manifest["hash_version"] == 1
+    assert ReferenceIndex.load(tmp_path / "again").hash_version == 1
+    assert ReferenceIndex(DIM, hash_version=1).hash_version == 1
+    with pytest.raises(ValueError, match="hash_version must be one of"):
+        ReferenceIndex(DIM, hash_version=3)
+    manifest["hash_version"] = 7
+    (tmp_path / "again" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexFormatError, match="hash_version 7"):
+        ReferenceIndex.restore(manifest, lambda name: (tmp_path / "again" / name).read_bytes(), where=tmp_path / "again")
 
 
 def test_load_refuses_another_model(saved, tmp_path):

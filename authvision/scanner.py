@@ -19,10 +19,9 @@ million paths is never held in memory. Work is pipelined over threads, each stag
            ─► caller's thread: results in input order
 
 Pillow, numpy, FAISS and ONNX Runtime release the GIL in their heavy loops, so the stages overlap
-on separate cores; each takes it back between loops, and at Python's default switch interval a
-thread that wants it back waits up to 5 ms behind a decode worker's Python code, so a scan lowers
-the interval while it runs (:data:`DEFAULT_SWITCH_INTERVAL`). At most ``queue_size`` batches are in
-flight, whatever the number of inputs (~150 KB of pixels per photo in flight), so memory stays flat.
+on separate cores; each takes it back between loops (a scan can lower the switch interval for
+that, measured no faster now: :data:`DEFAULT_SWITCH_INTERVAL`). At most ``queue_size`` batches are
+in flight, whatever the number of inputs (~150 KB of pixels per photo in flight), so memory stays flat.
 
 Where a photo's CPU time goes (one 800 px JPEG listing, 62% of them padded, one thread each, 2-core
 AMD EPYC shared at load average 5.5-6.8, so ~2.5x the idle figures; benchmarks/scan_throughput.py
@@ -92,15 +91,18 @@ DEFAULT_MODEL_BATCH_SIZE = 8
 """Photos per ONNX Runtime call. The int8 model costs 2.0 ms of CPU per photo in batches of 1-8 and
 2.6 ms in batches of 32 (1 thread, this machine): small batches keep the activations in cache."""
 
-DEFAULT_SWITCH_INTERVAL = 0.0005
-"""Seconds a Python thread may hold the GIL before another that waits gets it, while a scan runs.
+DEFAULT_SWITCH_INTERVAL: float | None = None
+"""The interpreter's GIL switch interval while a scan runs: None leaves Python's (5 ms) as it is.
 
-The embed thread releases the GIL for each ONNX Runtime call and needs it back to return, as do
-Pillow and numpy between their C loops in the decode workers; at Python's default 5 ms each of
-those hand-backs could wait most of a switch interval behind a decode worker's Python code, and
-the model idled. 0.5 ms measured +25-30% listings/s end to end (two pairs of 2,000-input scans,
-load average 4.8-5.5) for +11-14% CPU per listing in switching. The interpreter-wide setting is
-lowered only while a scan runs (never raised) and put back when the last concurrent scan ends.
+``Scanner(switch_interval=0.0005)`` lowers it while a scan runs (never raises it; put back when the
+last concurrent scan ends): a thread that wants the GIL back after a C loop (the embed thread after
+each ONNX Runtime call) then waits at most that long behind another thread's Python code. That gave
++25-30% listings/s when the decode workers ran more Python per photo (two pairs of 2,000-input
+scans, load 4.8-5.5). Re-measured once hashing became cheaper (issue 15; 3,000-input scans, three
+rounds alternating 0.5 ms / 5 ms / 2 ms on quiet cores, then two rounds beside a busy process):
+0.5 ms was the slowest in every round, 191-239 against 199-271 listings/s at 5 ms quiet and 151-154
+against 168-169 beside the busy process, for 0.3-0.6 ms more CPU per listing in switching; 2 ms was
+within a few percent of 5 ms. Hence no change by default.
 """
 
 _switch_lock = threading.Lock()
@@ -211,8 +213,8 @@ class Scanner:
         model_batch_size: photos per ONNX Runtime call (a batch is embedded in slices of this).
         evidence_workers: threads that screen batches and run the evidence providers; default 1,
             or ``decode_workers`` when a provider of the checker is heavy (region inspection).
-        switch_interval: the interpreter's GIL switch interval while scanning (see
-            :data:`DEFAULT_SWITCH_INTERVAL`); None leaves it as it is.
+        switch_interval: seconds: lower the interpreter's GIL switch interval to this while
+            scanning; None (the default, :data:`DEFAULT_SWITCH_INTERVAL`) leaves it as it is.
     """
 
     def __init__(

@@ -171,7 +171,11 @@ def test_scanner_validates_its_arguments(checker):
 
 def test_the_gil_switch_interval_is_lowered_only_while_scans_run(checker, listing_files):
     default = sys.getswitchinterval()
-    first = checker.scan(listing_files[:8], batch_size=4)
+    untouched = checker.scan(listing_files[:4], batch_size=4)  # by default a scan leaves it alone
+    next(untouched)
+    assert sys.getswitchinterval() == pytest.approx(default)
+    untouched.close()
+    first = Scanner(checker, batch_size=4, switch_interval=0.0005).scan(listing_files[:8])
     second = Scanner(checker, batch_size=4, switch_interval=0.001).scan(listing_files[:8])
     next(first)
     assert sys.getswitchinterval() == pytest.approx(0.0005)

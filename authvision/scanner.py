@@ -8,8 +8,8 @@ million paths is never held in memory. Work is pipelined over threads, each stag
 
     inputs ─► batches of ``batch_size`` ─► decode pool (``decode_workers`` threads), per photo:
                  decode (JPEG draft to the model's size) → resize → centre crop, kept as uint8
-                 pixels, and both perceptual hashes from that decoded image (reusing the resize
-                 when no border is trimmed; one thumbnail and one DCT for photo and mirror)
+                 pixels, and both perceptual hashes from that decoded image (border trim, one
+                 thumbnail and one DCT for photo and mirror; the index's hash version)
            ─► embed thread: normalise (one table lookup per slice) and ONNX Runtime, in slices of
                  ``model_batch_size``
            ─► evidence stage: one batched FAISS search + hash lookup (the screen), then every
@@ -23,13 +23,12 @@ on separate cores; each takes it back between loops (a scan can lower the switch
 that, measured no faster now: :data:`DEFAULT_SWITCH_INTERVAL`). At most ``queue_size`` batches are
 in flight, whatever the number of inputs (~150 KB of pixels per photo in flight), so memory stays flat.
 
-Where a photo's CPU time goes (one 800 px JPEG listing, 62% of them padded, one thread each, 2-core
-AMD EPYC shared at load average 5.5-6.8, so ~2.5x the idle figures; benchmarks/scan_throughput.py
-prints the table): decode 1.8 ms, resize 1.4 ms, crop 0.1 ms, the hashes' canonical image 2.2 ms
-(border trim 1.2 ms, and a second resize when a border was trimmed), both pHashes 0.6 ms,
-normalising 0.3-0.7 ms, the int8 model 5.2-5.8 ms, screen and evidence 0.6-0.7 ms. Before issue 15
-(same run): the transform took 5.7-5.9 ms per photo where it takes 4.2-5.0 ms plus normalising in
-the embed thread; the two pHashes 1.2-1.3 ms where they take 0.5-0.7 ms.
+Where a photo's CPU time goes (one 800 px JPEG listing, 62% of them padded, one thread per step,
+2-core AMD EPYC, quiet; benchmarks/scan_throughput.py prints the table): decode 0.9-1.1 ms, resize
+0.85 ms, crop 0.05 ms, both perceptual hashes 0.69 ms (hash version 2; version 1, kept for indexes
+saved before it, 1.54 ms), normalising 0.1 ms, the int8 model 2.4-2.5 ms, screen and evidence
+0.2-0.3 ms. In the pipeline each step costs ~30% more than alone (four threads on two cores); end
+to end 6.7-6.9 ms of CPU per listing at 10k-100k inputs, 0.61-0.63 of the floor (decode + model).
 
 :func:`scan_to_jsonl` writes results through :class:`~authvision.journal.ResultJournal`, JSON lines
 that a ``kill -9`` cannot tear or lose, and a resumed scan skips the inputs already written (see

@@ -63,7 +63,16 @@ Figures of issue 15 (2 shared cores; before = commit 03ec975, after = this file'
   measurable gain (0.62 vs 0.59 ms). Model batches of 16 or 32, decode workers 1 or 3, 2 ORT threads.
 * GIL: beside a pure-Python thread every step's wall time grew 2-5x at load 6-12 (the busy thread
   also takes a core), ORT and the evidence stage least (~2x); a 0.5 ms switch interval during the
-  scan (``Scanner(switch_interval=)``) gave +25-30% listings/s on two pairs of 2k-input scans.
+  scan (``Scanner(switch_interval=)``) gave +25-30% listings/s on two pairs of 2k-input scans then,
+  and was the slowest of 0.5 / 2 / 5 ms in five alternating rounds once hashing got cheaper (below),
+  so scans no longer lower it by default.
+
+Hash version 2 (a later session; ``--inputs 10000,100000 --sweep "" --ray-inputs 0
+--before-hash-version 1``, one run, quiet, load 0.7 → 3.3): 10k inputs with version 1 hashes 244
+listings/s, 7.83 ms CPU per listing, end to end / floor 0.46; version 2 285/s, 6.73 ms, 0.61; 100k
+inputs 280/s, 6.89 ms, 0.63, RSS 509 → 514 MB. Step table: both hashes 1.54 → 0.69 ms, the other
+steps alike (decode 0.93-1.07, resize 0.85, int8 model 2.44-2.51, screen + evidence 0.21-0.28).
+The session's first ``--quick`` run, before any change: 199/s, 9.62 ms, 0.45.
 """
 
 from __future__ import annotations

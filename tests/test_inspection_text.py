@@ -76,3 +76,30 @@ def test_reading_a_photo_without_text_finds_nothing_and_prints_nothing(capfd):
     assert find_words(np.full((200, 200, 3), 200, np.uint8), 1.0) == ()
     out, err = capfd.readouterr()
     assert out == "" and err == "", "the OCR library's own log lines must not reach the user"
+
+
+def test_a_word_is_carried_through_the_template_links_with_its_box_mapped():
+    from authvision.inspection.text import Word, share_words
+
+    word = Word("TORVAL", (100.0, 50.0, 160.0, 70.0))
+    shift = np.array([[1, 0, 20], [0, 1, -10], [0, 0, 1]], np.float64)  # frame 0 -> frame 1
+    links = np.zeros((3, 3, 3, 3))
+    links[0, 1], links[1, 0], links[0, 0], links[1, 1], links[2, 2] = shift, np.linalg.inv(shift), np.eye(3), np.eye(3), np.eye(3)
+    out = share_words([[word], [], []], links, (448, 448))
+    assert out[0] == (word,)
+    assert [w.text for w in out[1]] == ["TORVAL"] and out[1][0].box == pytest.approx((120.0, 40.0, 180.0, 60.0))
+    assert out[2] == (), "template 2 has no link from template 0: nothing is guessed"
+    own = Word("TORVAL", (121.0, 41.0, 181.0, 61.0))
+    assert share_words([[word], [own], []], links, (448, 448))[1] == (own,), "a word the template reads itself is not added twice"
+    links[0, 1] = np.array([[1, 0, 400], [0, 1, 0], [0, 0, 1]], np.float64)
+    assert share_words([[word], [], []], links, (448, 448))[1] == (), "a word carried outside the frame is dropped"
+
+
+def test_a_word_hidden_on_one_genuine_photo_is_still_read_on_its_template():
+    rng = np.random.default_rng(4)
+    photos = [_photo("TORVAL", rng) for _ in range(4)]
+    cv2.rectangle(photos[2], (186, 200), (222, 275), (40, 40, 40), -1)  # a watch hand over the wordmark's middle letters
+    data = build_product_inspection(photos, product="p", templates=4, params=InspectionParams(read_text=True))
+    assert len(data.templates) == 4 and 2 in [t.source for t in data.templates]
+    for t in data.templates:
+        assert [w.text for w in t.words] == ["TORVAL"], (t.source, t.words)

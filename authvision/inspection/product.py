@@ -33,7 +33,7 @@ from authvision.inspection.registration import (
     make_target,
     register_templates,
 )
-from authvision.inspection.text import Word, consensus, find_words
+from authvision.inspection.text import Word, consensus, find_words, share_words
 
 logger = logging.getLogger(__name__)
 
@@ -289,6 +289,10 @@ def build_product_inspection(
     if not built:
         raise InspectionError(f"{product}: no template could be built (genuine photos do not register to each other)")
     kept = [ti for ti, _ in built]
-    words = consensus([find_words(photos[tm.source], tm.scale) for _, tm in built]) if p.read_text else [()] * len(built)
+    words: list[tuple[Word, ...]] = [()] * len(built)
+    if p.read_text:
+        fh, fw = built[0][1].view.mask.shape
+        read = consensus([find_words(photos[tm.source], tm.scale) for _, tm in built])
+        words = share_words(read, links[np.ix_(kept, kept)], (int(fh), int(fw)))
     final = tuple(replace(tm, links=links[ti][kept], words=w) for (ti, tm), w in zip(built, words))
     return ProductInspection(product, int(seed), p, final)

@@ -25,7 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-__all__ = ["MIN_CONFIDENCE", "MIN_LENGTH", "Word", "WordReading", "consensus", "find_words", "mismatch", "read_words"]
+__all__ = ["MIN_CONFIDENCE", "MIN_LENGTH", "Word", "WordReading", "consensus", "find_words", "mismatch", "read_words", "share_words"]
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +133,44 @@ def consensus(per_template: Sequence[Sequence[Word]]) -> list[tuple[Word, ...]]:
         for text in {w.text for w in words}:
             counts[text] = counts.get(text, 0) + 1
     return [tuple(w for w in words if counts[w.text] >= 2) for words in per_template]
+
+
+def share_words(per_template: Sequence[Sequence[Word]], links: np.ndarray, frame: tuple[int, int]) -> list[tuple[Word, ...]]:
+    """Each template's words, plus those another template reads where this one's photo could not.
+
+    A moving part can hide a word on one genuine photo (a watch's hands over its wordmark) while the
+    other templates read it; a listing registered to that template would otherwise go unread. A word
+    of template ``j`` is carried into template ``i``'s frame through ``links[j, i]`` (frame ``j`` ->
+    frame ``i``; a zero ``[2, 2]`` means no link) unless ``i`` already has the same text there (boxes
+    overlapping by more than a third) or it lands outside the ``frame`` (height, width).
+    """
+    out = [list(words) for words in per_template]
+    h, w = frame
+    for i in range(len(out)):
+        for j, words in enumerate(per_template):
+            link = links[j, i] if j != i and j < len(links) and i < len(links[j]) else None
+            if link is None or link[2, 2] == 0:
+                continue
+            for word in words:
+                x0, y0, x1, y1 = word.box
+                corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float64).reshape(-1, 1, 2)
+                q = cv2.perspectiveTransform(corners, link).reshape(-1, 2)
+                box = (float(q[:, 0].min()), float(q[:, 1].min()), float(q[:, 0].max()), float(q[:, 1].max()))
+                if not (0 <= box[0] and 0 <= box[1] and box[2] <= w and box[3] <= h):
+                    continue
+                if any(o.text == word.text and _overlap(o.box, box) > 1 / 3 for o in out[i]):
+                    continue
+                out[i].append(Word(word.text, box))
+    return [tuple(words) for words in out]
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """Intersection over union of two boxes."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
 
 
 def mismatch(expected: str, read: str) -> float:

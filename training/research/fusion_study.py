@@ -57,6 +57,9 @@ def main() -> None:
     parser.add_argument("--share", type=float, default=0.4, help="calibration share (the demo's)")
     parser.add_argument("--l2", type=float, nargs="*", default=[], help="compare these L2 penalties on the kept features instead")
     parser.add_argument("--extra", default="", help="NAME=FILE.json: a lab feature per listing path (rows without it are dropped)")
+    parser.add_argument("--per-product", action="store_true",
+                        help="compare the kept features with inspection's features shifted per product by the median of that "
+                             "product's genuine calibration listings")
     args = parser.parse_args()
     data = compute(args.demo, args.cache)
     names, rows = data["names"], data["rows"]
@@ -78,6 +81,7 @@ def main() -> None:
     family = np.array([r["row"]["family"] for r in rows])
     seen = np.array([r["row"]["factory_seen"] for r in rows])
     genuine = label == "genuine"
+    product = np.array([r["row"]["product"] for r in rows])
 
     current = list(names)
     inspection = ["inspection_log_score", "inspection_registered"]
@@ -103,6 +107,10 @@ def main() -> None:
     if args.l2:
         kept = ["margin", *dup, *head, *inspection, "log_structure", "log_cells", "log_colour"]
         choices = {f"kept, L2 {v:g}": kept for v in args.l2}
+    shifted: set[str] = set()
+    if args.per_product:
+        shifted = {n for n in current if n.startswith("inspection_log_")}
+        choices = {"current": current, "current, inspection shifted per product": current}
     rng = np.random.default_rng(0)
     draws = []
     for _ in range(args.draws):
@@ -112,11 +120,24 @@ def main() -> None:
             calibration[rng.choice(members, round(args.share * len(members)), replace=False)] = True
         draws.append(calibration)
 
-    def evaluate(columns: list[str], l2: float = 1.0) -> dict[str, np.ndarray]:
-        z = np.stack([col[c] for c in columns], axis=1)
+    def per_product_shift(z: np.ndarray, columns: list[str], calibration: np.ndarray) -> np.ndarray:
+        """Inspection's columns minus the median over the product's genuine calibration listings."""
+        z = z.copy()
+        for j, c in enumerate(columns):
+            if c not in shifted:
+                continue
+            for p in np.unique(product):
+                ref = calibration & genuine & (product == p)
+                if ref.sum() >= 3:
+                    z[product == p, j] -= np.median(z[ref, j])
+        return z
+
+    def evaluate(columns: list[str], l2: float = 1.0, shift: bool = False) -> dict[str, np.ndarray]:
+        z0 = np.stack([col[c] for c in columns], axis=1)
         out: dict[str, list[float]] = {"auc": [], "ece": [], "ece_floor": [], "never": [], "seen": [], "typography": [], "geometry": []}
         noise = np.random.default_rng(1)
         for calibration in draws:
+            z = per_product_shift(z0, columns, calibration) if shift else z0
             m, s = _standardise(z[calibration])
             w, b = fit_logistic((z[calibration] - m) / s, genuine[calibration].astype(float), l2=l2)
             p = _sigmoid(((z[~calibration] - m) / s) @ w + b)
@@ -141,8 +162,9 @@ def main() -> None:
     print(f"{len(rows)} known listings, {args.draws} draws of a {args.share:.0%} calibration split")
     for name, columns in choices.items():
         penalty = float(name.rsplit(" ", 1)[1]) if name.startswith("kept, L2") else l2
-        r = base if columns == current and penalty == 1.0 else evaluate(columns, penalty)
-        wins = np.mean(r["auc"] > base["auc"]) if columns != current else float("nan")
+        shift = "shifted per product" in name
+        r = base if columns == current and penalty == 1.0 and not shift else evaluate(columns, penalty, shift)
+        wins = np.mean(r["auc"] > base["auc"]) if columns != current or shift else float("nan")
         print(
             f"{name:38s} test {r['auc'].mean():.3f} ± {r['auc'].std():.3f}  ECE {r['ece'].mean():.3f} (if exact {r['ece_floor'].mean():.3f})  "
             f"seen {r['seen'].mean():.3f}  never {r['never'].mean():.3f}  typo {r['typography'].mean():.3f}  "

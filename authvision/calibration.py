@@ -112,21 +112,58 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = _L2, iterations: int = 50) -> tuple[np.ndarray, float]:
-    """Weights and bias of an L2-penalised logistic regression (Newton's method; bias unpenalised)."""
-    n, d = x.shape
-    design = np.hstack([x, np.ones((n, 1))])
-    penalty = np.full(d + 1, l2)
-    penalty[-1] = 0.0
-    theta = np.zeros(d + 1)
+def _newton(design: np.ndarray, y: np.ndarray, penalty: np.ndarray, iterations: int) -> np.ndarray:
+    """Parameters of an L2-penalised logistic regression on ``design`` (its last column the bias)."""
+    theta = np.zeros(design.shape[1])
     for _ in range(iterations):
         p = _sigmoid(design @ theta)
         gradient = design.T @ (p - y) + penalty * theta
-        hessian = (design * (p * (1 - p))[:, None]).T @ design + np.diag(penalty) + 1e-9 * np.eye(d + 1)
+        hessian = (design * (p * (1 - p))[:, None]).T @ design + np.diag(penalty) + 1e-9 * np.eye(design.shape[1])
         step = np.linalg.solve(hessian, gradient)
         theta -= step
         if np.abs(step).max() < 1e-8:
             break
+    return theta
+
+
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, *, l2: float = _L2, iterations: int = 50, signs: Sequence[int] | None = None
+) -> tuple[np.ndarray, float]:
+    """Weights and bias of an L2-penalised logistic regression (Newton's method; bias unpenalised).
+
+    ``signs``: per feature, the direction it may push the outcome (+1: only up, -1: only down, 0: free).
+    Evidence has a known direction (an anomaly score can only speak for a fake), and a few dozen
+    calibration photos can still fit a weight the wrong way round, e.g. photos of a few seized
+    factories that happen to read their wordmark better than the genuine ones. A weight that would
+    take the wrong sign is held at 0 instead: an active set, each violating feature removed (the
+    worst first) and refitted, a removed one re-admitted when the loss's slope at 0 points its
+    allowed way, until neither happens (the constrained optimum of this convex loss).
+    """
+    n, d = x.shape
+    design = np.hstack([x, np.ones((n, 1))])
+    penalty = np.full(d + 1, l2)
+    penalty[-1] = 0.0
+    if signs is None or not any(signs):
+        theta = _newton(design, y, penalty, iterations)
+        return theta[:-1], float(theta[-1])
+    sign = np.asarray(signs, dtype=np.float64)
+    if sign.shape != (d,):
+        raise ValueError(f"{sign.size} signs for {d} features")
+    active = np.ones(d + 1, bool)
+    theta = np.zeros(d + 1)
+    for _ in range(2 * d + 2):
+        theta = np.zeros(d + 1)
+        theta[active] = _newton(design[:, active], y, penalty[active], iterations)
+        wrong = np.flatnonzero(active[:-1] & (sign * theta[:-1] < 0))
+        if wrong.size:
+            active[wrong[np.argmin(sign[wrong] * theta[wrong])]] = False
+            continue
+        # a held feature re-enters when moving its weight its allowed way lowers the loss
+        slope = design.T @ (_sigmoid(design @ theta) - y)
+        wants = np.flatnonzero(~active[:-1] & (sign * slope[:-1] < -1e-9))
+        if not wants.size:
+            break
+        active[wants[np.argmin(sign[wants] * slope[wants])]] = True
     return theta[:-1], float(theta[-1])
 
 
@@ -199,6 +236,7 @@ def fit_calibration(
     *,
     skipped: int = 0,
     seed: int = 0,
+    signs: Sequence[int] | None = None,
 ) -> CalibrationReport:
     """Fit P(genuine) on the genuine/fake rows and the unknown threshold on all rows.
 
@@ -207,6 +245,7 @@ def fit_calibration(
         labels: per row ``"genuine"``, ``"fake"`` or ``"unknown"`` (a photo of nothing in the index).
         max_similarity: per row, similarity to the closest reference (what the threshold cuts).
         skipped: inputs the caller could not score (counted in the report only).
+        signs: per feature, the direction it may push P(genuine) (+1, -1, 0: free; see :func:`fit_logistic`).
     """
     x = np.asarray(features, dtype=np.float64)
     labels = list(labels)
@@ -229,7 +268,7 @@ def fit_calibration(
 
     xk, yk = x[known], genuine[known].astype(np.float64)
     mean, scale = _standardise(xk)
-    weights, bias = fit_logistic((xk - mean) / scale, yk)
+    weights, bias = fit_logistic((xk - mean) / scale, yk, signs=signs)
     calibration = Calibration(
         features=tuple(feature_names),
         weights=tuple(float(w) for w in weights),
@@ -239,7 +278,7 @@ def fit_calibration(
         unknown_threshold=threshold,
     )
 
-    out_of_fold = _cross_fitted(xk, yk, seed)
+    out_of_fold = _cross_fitted(xk, yk, seed, signs)
     report = CalibrationReport(
         calibration=calibration,
         genuine=n_genuine,
@@ -259,7 +298,7 @@ def fit_calibration(
     return report
 
 
-def _cross_fitted(x: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
+def _cross_fitted(x: np.ndarray, y: np.ndarray, seed: int, signs: Sequence[int] | None = None) -> np.ndarray:
     """Out-of-fold P(genuine): each row predicted by a model fitted without its fold (stratified)."""
     rng = np.random.default_rng(seed)
     folds = np.empty(len(y), dtype=np.int64)
@@ -273,7 +312,7 @@ def _cross_fitted(x: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
             continue
         train = ~test
         mean, scale = _standardise(x[train])
-        weights, bias = fit_logistic((x[train] - mean) / scale, y[train])
+        weights, bias = fit_logistic((x[train] - mean) / scale, y[train], signs=signs)
         out[test] = _sigmoid(((x[test] - mean) / scale) @ weights + bias)
     return out
 

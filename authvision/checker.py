@@ -420,6 +420,12 @@ class AuthenticityChecker:
             provider_evidence=a.provider_evidence,
         )
 
+    @property
+    def feature_signs(self) -> tuple[int, ...]:
+        """Per feature (``feature_names`` order), the direction its provider says it may push P(genuine)
+        (+1, -1; 0: free); calibration holds a weight that would take the wrong sign at 0."""
+        return tuple(next((int(p.feature_signs.get(f, 0)) for p in self.providers if f in p.features), 0) for f in self.feature_names)
+
     def _default_calibration(self) -> Calibration:
         weights = [next((float(p.default_weights.get(f, 0.0)) for p in self.providers if f in p.features), 0.0) for f in self.feature_names]
         return uncalibrated(self.feature_names, weights, _DEFAULT_BIAS, _DEFAULT_UNKNOWN_THRESHOLD)
@@ -469,7 +475,7 @@ class AuthenticityChecker:
                 kept_labels.extend(labels[i] for i, _ in items)
         features = np.array([a.features for a in rows], dtype=np.float64).reshape(len(rows), len(self.feature_names))
         known_score = np.array([a.known_score for a in rows])
-        report = fit_calibration(features, self.feature_names, kept_labels, known_score, skipped=skipped)
+        report = fit_calibration(features, self.feature_names, kept_labels, known_score, skipped=skipped, signs=self.feature_signs)
         self._calibration = report.calibration
         self._report = report
         return report

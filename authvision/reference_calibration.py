@@ -104,7 +104,7 @@ def calibrate_from_references(
     all_labels = kept_labels + ["unknown"] * (rows + len(scene_assessments))
     all_known = np.array(known + others + [a.known_score for a in scene_assessments])
     report = fit_calibration(all_features.reshape(len(all_labels), len(checker.feature_names)), checker.feature_names,
-                             all_labels, all_known, skipped=skipped, seed=seed)  # fmt: skip
+                             all_labels, all_known, skipped=skipped, seed=seed, signs=checker.feature_signs)  # fmt: skip
     ceiling = float(np.quantile(np.array(known), 1.0 - keep_known))
     if report.calibration.unknown_threshold > ceiling:
         LOG.info("unknown threshold %.4f lowered to %.4f to keep %.0f%% of known listings", report.calibration.unknown_threshold,

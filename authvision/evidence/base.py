@@ -130,6 +130,10 @@ class EvidenceProvider:
     features: tuple[str, ...] = ()
     default_weights: Mapping[str, float] = {}
     """Weights of the checker's uncalibrated default mapping (features not named weigh 0)."""
+    feature_signs: Mapping[str, int] = {}
+    """The direction each feature may push P(genuine) when calibration fits it: +1 only up, -1 only
+    down (an anomaly score); features not named are free. Calibration holds a weight that would take
+    the wrong sign at 0 (:func:`authvision.calibration.fit_logistic`)."""
     heavy: ClassVar[bool] = False
     """True for a provider that costs far more than the screen (the scanner then runs it on several threads)."""
 

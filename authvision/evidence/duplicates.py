@@ -25,6 +25,7 @@ class DuplicateEvidence(EvidenceProvider):
     name = "duplicates"
     features = ("duplicate_genuine", "duplicate_fake")
     default_weights = {"duplicate_fake": -6.0}
+    feature_signs = {"duplicate_genuine": 1, "duplicate_fake": -1}
 
     def assess(self, listings: Sequence[Listing], screens: Sequence[Screen], checker: AuthenticityChecker) -> list[ProviderEvidence]:
         radius = checker.duplicate_max_distance

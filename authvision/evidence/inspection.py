@@ -102,6 +102,8 @@ class InspectionEvidence(EvidenceProvider):
     name = "inspection"
     _CHANNEL_FEATURES = (*(f"inspection_log_{c}" for c in FUSED_FROM), "inspection_text_mismatch")
     default_weights = {"inspection_log_score": -2.0}
+    feature_signs = {"inspection_log_score": -1, **{name: -1 for name in _CHANNEL_FEATURES}}
+    """Every anomaly channel and the wordmark's mismatch speak only for a fake; being registered is free."""
     heavy = True
 
     def __init__(

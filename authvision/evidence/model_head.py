@@ -20,6 +20,7 @@ class ModelHeadEvidence(EvidenceProvider):
     name = "model_head"
     features = ("model_fake_logit",)
     default_weights = {"model_fake_logit": -1.0}
+    feature_signs = {"model_fake_logit": -1}
 
     def assess(self, listings: Sequence[Listing], screens: Sequence[Screen], checker: AuthenticityChecker) -> list[ProviderEvidence]:
         return [ProviderEvidence((0.0 if listing.fake_logit is None else float(listing.fake_logit),)) for listing in listings]

@@ -37,6 +37,7 @@ class NeighbourEvidence(EvidenceProvider):
         "similarities": ("genuine_similarity", "fake_similarity", "fake_share"),
     }
     default_weights = {"neighbour_margin": 30.0, "genuine_similarity": 30.0, "fake_similarity": -30.0, "fake_share": -3.0}
+    feature_signs = {"neighbour_margin": 1, "genuine_similarity": 1, "fake_similarity": -1, "fake_share": -1}
 
     def __init__(self, *, features: str = "margin") -> None:
         if features not in self._FEATURES:

@@ -57,6 +57,10 @@ def main() -> None:
     parser.add_argument("--share", type=float, default=0.4, help="calibration share (the demo's)")
     parser.add_argument("--l2", type=float, nargs="*", default=[], help="compare these L2 penalties on the kept features instead")
     parser.add_argument("--extra", default="", help="NAME=FILE.json: a lab feature per listing path (rows without it are dropped)")
+    parser.add_argument("--signs", action="store_true",
+                        help="compare the checker's features fitted free and with each weight held to its evidence's direction")
+    parser.add_argument("--more-channels", action="store_true",
+                        help="compare the checker's features with inspection's other channels (spots, peaks, marks) added")
     parser.add_argument("--per-product", action="store_true",
                         help="compare the kept features with inspection's features shifted per product by the median of that "
                              "product's genuine calibration listings")
@@ -70,7 +74,7 @@ def main() -> None:
         rows = [r for r in rows if r["row"]["path"] in extra]
     x = np.array([r["features"] for r in rows], dtype=np.float64)
     col = {n: x[:, i] for i, n in enumerate(names)}
-    for channel in ("structure", "cells", "colour"):
+    for channel in ("structure", "cells", "colour", "spots", "peaks", "marks"):
         values = np.array([r["channels"].get(channel) or 0.0 for r in rows], dtype=np.float64)
         col[f"log_{channel}"] = np.log1p(np.maximum(values, 0.0))
     if "genuine_similarity" in col:
@@ -107,6 +111,11 @@ def main() -> None:
     if args.l2:
         kept = ["margin", *dup, *head, *inspection, "log_structure", "log_cells", "log_colour"]
         choices = {f"kept, L2 {v:g}": kept for v in args.l2}
+    if args.more_channels:
+        choices = {"current": current, **{f"current + log_{c}": [*current, f"log_{c}"] for c in ("spots", "peaks", "marks")},
+                   "current + spots, peaks, marks": [*current, "log_spots", "log_peaks", "log_marks"]}
+    if args.signs:
+        choices = {"current": current, "current, weights held to their direction": current}
     shifted: set[str] = set()
     if args.per_product:
         shifted = {n for n in current if n.startswith("inspection_log_")}
@@ -132,14 +141,20 @@ def main() -> None:
                     z[product == p, j] -= np.median(z[ref, j])
         return z
 
-    def evaluate(columns: list[str], l2: float = 1.0, shift: bool = False) -> dict[str, np.ndarray]:
+    direction = {"neighbour_margin": 1, "genuine_similarity": 1, "fake_similarity": -1, "fake_share": -1, "duplicate_genuine": 1,
+                 "duplicate_fake": -1, "model_fake_logit": -1, "inspection_text_mismatch": -1, "margin": 1}  # fmt: skip
+
+    def signs_of(columns: list[str]) -> list[int]:
+        return [direction.get(c, -1 if c.startswith(("inspection_log_", "log_")) else 0) for c in columns]
+
+    def evaluate(columns: list[str], l2: float = 1.0, shift: bool = False, signed: bool = False) -> dict[str, np.ndarray]:
         z0 = np.stack([col[c] for c in columns], axis=1)
         out: dict[str, list[float]] = {"auc": [], "ece": [], "ece_floor": [], "never": [], "seen": [], "typography": [], "geometry": []}
         noise = np.random.default_rng(1)
         for calibration in draws:
             z = per_product_shift(z0, columns, calibration) if shift else z0
             m, s = _standardise(z[calibration])
-            w, b = fit_logistic((z[calibration] - m) / s, genuine[calibration].astype(float), l2=l2)
+            w, b = fit_logistic((z[calibration] - m) / s, genuine[calibration].astype(float), l2=l2, signs=signs_of(columns) if signed else None)
             p = _sigmoid(((z[~calibration] - m) / s) @ w + b)
             y = ~genuine[~calibration]
             out["auc"].append(auc(1 - p, y))
@@ -163,8 +178,9 @@ def main() -> None:
     for name, columns in choices.items():
         penalty = float(name.rsplit(" ", 1)[1]) if name.startswith("kept, L2") else l2
         shift = "shifted per product" in name
-        r = base if columns == current and penalty == 1.0 and not shift else evaluate(columns, penalty, shift)
-        wins = np.mean(r["auc"] > base["auc"]) if columns != current or shift else float("nan")
+        signed = "held to their direction" in name
+        r = base if columns == current and penalty == 1.0 and not (shift or signed) else evaluate(columns, penalty, shift, signed)
+        wins = np.mean(r["auc"] > base["auc"]) if columns != current or shift or signed else float("nan")
         print(
             f"{name:38s} test {r['auc'].mean():.3f} ± {r['auc'].std():.3f}  ECE {r['ece'].mean():.3f} (if exact {r['ece_floor'].mean():.3f})  "
             f"seen {r['seen'].mean():.3f}  never {r['never'].mean():.3f}  typo {r['typography'].mean():.3f}  "

@@ -331,3 +331,18 @@ def test_malformed_authentication_points_are_refused(genuine):
     with pytest.raises(InspectionError, match="photo 9"):
         build_product_inspection(genuine, product="coffee", templates=1, params=SMALL, points=(9, points_from_boxes({"m": [1, 1, 9, 9]})))
     assert points_from_boxes({"b": [0, 0, 4, 4], "a": (1, 1, 2, 2)})[0].name == "a"
+
+
+def test_a_small_item_in_clutter_is_registered_again_at_full_resolution(data, genuine):
+    """At 480 px the gravel's keypoints crowd out the small item's; the second try at decode resolution finds it."""
+    canvas = cv2.cvtColor(cv2.resize(np.tile(skimage.data.gravel(), (2, 2)), (960, 960), interpolation=cv2.INTER_AREA), cv2.COLOR_GRAY2RGB)
+    item = cv2.resize(genuine[1], None, fx=0.4, fy=0.4, interpolation=cv2.INTER_AREA)
+    canvas[320 : 320 + item.shape[0], 320 : 320 + item.shape[1]] = item
+    once = replace(data, params=replace(data.params, registration=replace(data.params.registration, retry_side=0)))
+    assert not inspect(canvas, once, heatmap=False).registered
+    r = inspect(canvas, data, heatmap=False)
+    assert r.registered and r.inliers >= 30 and r.score < 1.0, (r.inliers, r.score, r.reason)
+    # the homography maps the item's corners where they are: (320, 320) + 0.4 x the studio photo's
+    corner = cv2.perspectiveTransform(np.array([[[320.0, 320.0]]]), r.homography).ravel()
+    studio_scale = data.templates[0].scale
+    assert np.allclose(corner, [0, 0], atol=3 / 0.4 * studio_scale + 2), corner

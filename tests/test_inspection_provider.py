@@ -163,3 +163,30 @@ def test_only_chosen_products_are_inspected(embedder, kit):
     verdict = checker.check(_listings(kit)[0])
     assert verdict.inspection["inspected"] is False and "not inspected" in verdict.inspection["reason"]
     assert np.isfinite(verdict.evidence["neighbour_margin"])
+
+
+def test_a_registered_listing_confirms_its_product_unless_it_reads_another_word(checker, kit, monkeypatch):
+    from authvision.evidence.inspection import CONFIRM_INLIERS
+
+    genuine = [kit / r["path"] for r in _rows(kit / "listings.csv") if r["label"] == "genuine"]
+    images = [Image.open(p).convert("RGB") for p in genuine]
+    assessments = checker.assess_images(images)
+    strong = [(img, a) for img, a in zip(images, assessments) if (a.provider_evidence["inspection"].get("inliers") or 0) >= CONFIRM_INLIERS]
+    assert strong, "some genuine listings register on many keypoints"
+    assert all(a.confirmed and a.known_score == 1.0 for _, a in strong), "a well-registered listing is known whatever its similarity"
+    # the same listings reading another word where the wordmark sits ("KOSTRA" for "TORVAL"): a look-alike, not this product
+    from authvision.inspection import inspector
+    from authvision.inspection.text import Word, WordReading, mismatch
+
+    def reading(read: str, confidence: float):
+        word = Word("TORVAL", (10.0, 10.0, 60.0, 25.0))
+        return lambda *args: (WordReading(word, read, confidence, mismatch("TORVAL", read)),)
+
+    again = [img for img, _ in strong]
+    monkeypatch.setattr(inspector, "_read", reading("KOSTRA", 0.99))
+    assert not any(a.confirmed for a in checker.assess_images(again))
+    assert all(a.known_score == a.max_similarity < 1.0 for a in checker.assess_images(again))
+    monkeypatch.setattr(inspector, "_read", reading("TROVAL", 0.99))  # a misspelling: a counterfeit of this product
+    assert all(a.confirmed for a in checker.assess_images(again))
+    monkeypatch.setattr(inspector, "_read", reading("KOSTRA", 0.85))  # another word, but not surely read (a garbled wordmark)
+    assert all(a.confirmed for a in checker.assess_images(again))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cv2
@@ -183,9 +183,7 @@ def inspect(listing: np.ndarray, data: ProductInspection, *, regions: int = 5, h
     Raises:
         InspectionError: ``listing`` is not an RGB uint8 image.
     """
-    listing = _checked(listing)
-    lk = listing_keypoints(listing, data.params.registration)
-    return _inspect_registered(listing, lk, data, register_templates(lk, data.targets, data.links, data.params.registration), regions, heatmap)
+    return inspect_best(listing, [data], regions=regions, heatmap=heatmap)[1]
 
 
 def inspect_best(
@@ -216,22 +214,38 @@ def inspect_best(
     if not candidates:
         raise InspectionError("inspect_best needs at least one candidate product")
     listing = _checked(listing)
+    lks, anchors = _anchors(listing, candidates, enough, lambda p: p)
+    if all(first < 0 for first, _ in anchors):  # nothing registered: once more with keypoints at full resolution
+        sharper = lambda p: replace(p, side=p.retry_side, listing_features=p.retry_features)  # noqa: E731
+        if any(p.retry_side > p.side and max(listing.shape[:2]) > p.side for p in (d.params.registration for d in candidates)):
+            retried = _anchors(listing, candidates, enough, sharper)
+            if any(first >= 0 for first, _ in retried[1]):
+                lks, anchors = retried
+    inliers = [tried[first].inliers if first >= 0 else -1 for first, tried in anchors]
+    best = int(np.argmax(inliers))  # the first of equals
+    data = candidates[best]
+    regs = register_templates(lks[best], data.targets, data.links, data.params.registration, anchor=anchors[best])
+    return best, _inspect_registered(listing, lks[best], data, regs, regions, heatmap)
+
+
+def _anchors(
+    listing: np.ndarray, candidates: Sequence[ProductInspection], enough: int | None, detection: Callable[[Any], Any]
+) -> tuple[list[ListingKeypoints], list[tuple[int, list[Registration]]]]:
+    """Each candidate's anchor registration (:func:`register_anchor`) up to the first registered on ``enough``
+    inliers, with the listing's keypoints detected once per ``detection(params)``; and those keypoints."""
     keypoints: dict[Any, ListingKeypoints] = {}
+    lks: list[ListingKeypoints] = []
     anchors: list[tuple[int, list[Registration]]] = []
     for data in candidates:
         p = data.params.registration
         if p not in keypoints:
-            keypoints[p] = listing_keypoints(listing, p)
+            keypoints[p] = listing_keypoints(listing, detection(p))
+        lks.append(keypoints[p])
         anchors.append(register_anchor(keypoints[p], data.targets, p))
         first, tried = anchors[-1]
         if enough is not None and first >= 0 and tried[first].inliers >= enough:
             break
-    inliers = [tried[first].inliers if first >= 0 else -1 for first, tried in anchors]
-    best = int(np.argmax(inliers))  # the first of equals
-    data = candidates[best]
-    lk = keypoints[data.params.registration]
-    regs = register_templates(lk, data.targets, data.links, data.params.registration, anchor=anchors[best])
-    return best, _inspect_registered(listing, lk, data, regs, regions, heatmap)
+    return lks, anchors
 
 
 def _checked(listing: np.ndarray) -> np.ndarray:

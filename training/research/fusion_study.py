@@ -57,6 +57,8 @@ def main() -> None:
     parser.add_argument("--share", type=float, default=0.4, help="calibration share (the demo's)")
     parser.add_argument("--l2", type=float, nargs="*", default=[], help="compare these L2 penalties on the kept features instead")
     parser.add_argument("--extra", default="", help="NAME=FILE.json: a lab feature per listing path (rows without it are dropped)")
+    parser.add_argument("--lofo", action="store_true",
+                        help="leave one family out: calibrate without a defect family's fakes, score that family's test fakes")
     parser.add_argument("--signs", action="store_true",
                         help="compare the checker's features fitted free and with each weight held to its evidence's direction")
     parser.add_argument("--more-channels", action="store_true",
@@ -173,6 +175,24 @@ def main() -> None:
                 out[key].append(auc(1 - p[keep], y[keep]))
         return {k: np.array(v) for k, v in out.items()}
 
+    if args.lofo:
+        z0 = np.stack([col[c] for c in current], axis=1)
+        signs = signs_of(current)
+        print(f"{len(rows)} known listings, {args.draws} draws; each family's fakes left out of calibration (weights held to their direction)")
+        for held in sorted(set(family[~genuine])):
+            aucs, kept_aucs = [], []
+            for calibration in draws:
+                fit_on = calibration & (family != held)
+                m, s = _standardise(z0[fit_on])
+                w, b = fit_logistic((z0[fit_on] - m) / s, genuine[fit_on].astype(float), signs=signs)
+                mw, ms = _standardise(z0[calibration])
+                ww, bw = fit_logistic((z0[calibration] - mw) / ms, genuine[calibration].astype(float), signs=signs)
+                test = ~calibration & (genuine | (family == held))
+                y = ~genuine[test]
+                aucs.append(auc(-(((z0[test] - m) / s) @ w + b), y))
+                kept_aucs.append(auc(-(((z0[test] - mw) / ms) @ ww + bw), y))
+            print(f"  {held:14s} held out {np.mean(aucs):.3f} ± {np.std(aucs):.3f}   with it in calibration {np.mean(kept_aucs):.3f}")
+        return
     base = evaluate(current)
     print(f"{len(rows)} known listings, {args.draws} draws of a {args.share:.0%} calibration split")
     for name, columns in choices.items():

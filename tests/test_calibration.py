@@ -39,26 +39,43 @@ def test_signs_that_agree_with_the_data_change_nothing():
 
 
 @pytest.mark.parametrize("seed", range(8))
-def test_the_constrained_fit_is_the_constrained_optimum(seed):
+@pytest.mark.parametrize("with_prior", [False, True])
+def test_the_constrained_fit_is_the_constrained_optimum(seed, with_prior):
     rng = np.random.default_rng(100 + seed)
     x, y = _data(seed, n=60)
     signs = rng.choice([-1, 0, 1], size=4)
-    w, b = fit_logistic(x, y, signs=signs)
+    prior = 1.0 * signs if with_prior else np.zeros(4)
+    l2 = 10.0 if with_prior else 1.0
+    w, b = fit_logistic(x, y, signs=signs, prior=prior, l2=l2)
     assert np.all(signs * w >= 0), (signs, w)
     # KKT: a free or non-zero weight sits where the loss is flat; a weight held at 0 has a slope that
     # points the forbidden way, so no allowed move lowers the loss
-    slope = x.T @ (_sigmoid(x @ w + b) - y) + w
+    slope = x.T @ (_sigmoid(x @ w + b) - y) + l2 * (w - prior)
     for j in range(4):
         if signs[j] == 0 or w[j] != 0:
             assert abs(slope[j]) < 1e-5, (j, slope)
         else:
             assert signs[j] * slope[j] >= -1e-9, (j, slope)
-    best = _loss(x, y, w, b)
+    loss = lambda w_, b_: _loss(x, y, w_, b_, l2) + l2 * float(((w_ - prior) ** 2).sum() - (w_**2).sum()) / 2  # noqa: E731
+    best = loss(w, b)
     for _ in range(50):  # no feasible point nearby is better
-        dw = rng.normal(scale=0.05, size=4)
-        w2 = w + dw
+        w2 = w + rng.normal(scale=0.05, size=4)
         w2[(signs * w2) < 0] = 0.0
-        assert _loss(x, y, w2, b + rng.normal(scale=0.05)) >= best - 1e-9
+        assert loss(w2, b + rng.normal(scale=0.05)) >= best - 1e-9
+
+
+def test_a_directed_feature_the_calibration_photos_never_exercise_keeps_its_prior_weight():
+    """A kind of defect no calibration fake shows: its channel is flat in the data, yet must still count."""
+    x, y = _data(3)
+    x[:, 3] = 0.0
+    x[np.random.default_rng(5).choice(len(y), 6, replace=False), 3] = 1.0  # a channel lit on a few genuine photos by chance
+    free, _ = fit_logistic(x, y, signs=[1, -1, 0, -1])
+    pulled, _ = fit_logistic(x, y, signs=[1, -1, 0, -1], prior=[1.0, -1.0, 0.0, -1.0], l2=10.0)
+    assert free[3] == 0.0 or abs(free[3]) < 0.2, free
+    assert pulled[3] < -0.3, "an unexercised anomaly channel still speaks for a fake"
+    assert pulled[0] > 0.5 and pulled[1] < -0.3, "the evidence the data supports keeps its direction"
+    with pytest.raises(ValueError):
+        fit_logistic(x, y, prior=[1.0])
 
 
 def test_calibration_takes_the_signs():

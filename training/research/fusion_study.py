@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import authvision as av
-from authvision.calibration import _sigmoid, _standardise, expected_calibration_error, fit_logistic
+from authvision.calibration import PRIOR_L2, PRIOR_WEIGHT, _sigmoid, _standardise, expected_calibration_error, fit_logistic
 
 
 def auc(score: np.ndarray, positive: np.ndarray) -> float:
@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--extra", default="", help="NAME=FILE.json: a lab feature per listing path (rows without it are dropped)")
     parser.add_argument("--lofo", action="store_true",
                         help="leave one family out: calibrate without a defect family's fakes, score that family's test fakes")
+    parser.add_argument("--prior", action="store_true", help="--lofo over a grid of prior weights and penalties")
     parser.add_argument("--signs", action="store_true",
                         help="compare the checker's features fitted free and with each weight held to its evidence's direction")
     parser.add_argument("--more-channels", action="store_true",
@@ -175,23 +176,31 @@ def main() -> None:
                 out[key].append(auc(1 - p[keep], y[keep]))
         return {k: np.array(v) for k, v in out.items()}
 
-    if args.lofo:
+    if args.lofo or args.prior:
         z0 = np.stack([col[c] for c in current], axis=1)
         signs = signs_of(current)
-        print(f"{len(rows)} known listings, {args.draws} draws; each family's fakes left out of calibration (weights held to their direction)")
-        for held in sorted(set(family[~genuine])):
-            aucs, kept_aucs = [], []
+        settings = [(0.0, 1.0), (PRIOR_WEIGHT, PRIOR_L2)]
+        if args.prior:
+            settings = [(0.0, 1.0), (0.5, 1.0), (1.0, 1.0), (0.5, 5.0), (1.0, 5.0), (1.0, 10.0), (1.5, 10.0), (2.0, 10.0), (1.0, 15.0),
+                        (1.5, 15.0), (0.5, 20.0), (1.0, 20.0)]  # fmt: skip
+        print(f"{len(rows)} known listings, {args.draws} draws; weights held to their direction, pulled towards prior x direction; "
+              "each family's fakes left out of calibration in turn")  # fmt: skip
+        families = sorted(set(family[~genuine]))
+        for weight, penalty in settings:
+            prior = [weight * v for v in signs]
+            scores: dict[str, list[float]] = {"all": [], "ece": [], **{h: [] for h in families}}
             for calibration in draws:
-                fit_on = calibration & (family != held)
-                m, s = _standardise(z0[fit_on])
-                w, b = fit_logistic((z0[fit_on] - m) / s, genuine[fit_on].astype(float), signs=signs)
-                mw, ms = _standardise(z0[calibration])
-                ww, bw = fit_logistic((z0[calibration] - mw) / ms, genuine[calibration].astype(float), signs=signs)
-                test = ~calibration & (genuine | (family == held))
-                y = ~genuine[test]
-                aucs.append(auc(-(((z0[test] - m) / s) @ w + b), y))
-                kept_aucs.append(auc(-(((z0[test] - mw) / ms) @ ww + bw), y))
-            print(f"  {held:14s} held out {np.mean(aucs):.3f} ± {np.std(aucs):.3f}   with it in calibration {np.mean(kept_aucs):.3f}")
+                for held in [None, *families]:
+                    fit_on = calibration & (family != held) if held else calibration
+                    m, s = _standardise(z0[fit_on])
+                    w, b = fit_logistic((z0[fit_on] - m) / s, genuine[fit_on].astype(float), l2=penalty, signs=signs, prior=prior)
+                    test = ~calibration & (genuine | (family == held)) if held else ~calibration
+                    logit = ((z0[test] - m) / s) @ w + b
+                    scores[held or "all"].append(auc(-logit, ~genuine[test]))
+                    if held is None:
+                        scores["ece"].append(expected_calibration_error(_sigmoid(logit), genuine[test].astype(float)))
+            held_out = "  ".join(f"{h} {np.mean(scores[h]):.3f}" for h in families)
+            print(f"  prior {weight:g}, L2 {penalty:g}: all {np.mean(scores['all']):.3f}  ECE {np.mean(scores['ece']):.3f}  held out: {held_out}")
         return
     base = evaluate(current)
     print(f"{len(rows)} known listings, {args.draws} draws of a {args.share:.0%} calibration split")

@@ -36,7 +36,7 @@ MIN_CONFIDENCE = 0.8
 _PAD = 0.2  # of the box's height, on every side, when a word is cut from a listing
 
 _LOCK = threading.Lock()
-_ENGINE: Any = None
+_ENGINES: dict[bool, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -62,29 +62,34 @@ class WordReading:
         return {"expected": self.word.text, "read": self.read, "confidence": round(self.confidence, 3), "mismatch": m}
 
 
-def _engine() -> Any:
-    """The OCR engine, created once per process (its ONNX Runtime sessions are safe to share between threads)."""
-    global _ENGINE
+def _engine(detect: bool) -> Any:
+    """The OCR engine that detects and reads (building) or only reads (inspecting), one of each per process.
+
+    Its ONNX Runtime sessions are safe to share between threads, but a call first stores its flags
+    (``use_det``...) on the engine and then reads them back, so a reading-only call running beside a
+    detecting one could take the other's flags. Each kind of call has its own engine (models load on
+    first use: the reading one never loads the detector); calls of one kind always pass the same flags.
+    """
     with _LOCK:
-        if _ENGINE is None:
+        if detect not in _ENGINES:
             from rapidocr import RapidOCR  # an inference dependency; imported here: it loads its models
 
             # It logs each model it loads, and "the text detection result is empty" for a photo without
             # text, through its own handler to stderr: a library's user must not see that.
             # One thread per call: the inspection provider already inspects listings on several threads.
-            _ENGINE = RapidOCR(params={
+            _ENGINES[detect] = RapidOCR(params={
                 "Global.log_level": "error",
                 "EngineConfig.onnxruntime.intra_op_num_threads": 1,
                 "EngineConfig.onnxruntime.inter_op_num_threads": 1,
             })  # fmt: skip
             logging.getLogger("RapidOCR").setLevel(logging.ERROR)
-        return _ENGINE
+        return _ENGINES[detect]
 
 
 def find_words(photo: np.ndarray, scale: float) -> tuple[Word, ...]:
     """The confident words of a genuine photo (RGB uint8), boxes scaled by ``scale`` into the template frame."""
     # every flag explicit: the engine remembers the last call's (a recognition-only read would stick)
-    result = _engine()(np.ascontiguousarray(photo[:, :, ::-1]), use_det=True, use_cls=False, use_rec=True)
+    result = _engine(detect=True)(np.ascontiguousarray(photo[:, :, ::-1]), use_det=True, use_cls=False, use_rec=True)
     if getattr(result, "boxes", None) is None or getattr(result, "txts", None) is None:
         return ()
     out = []
@@ -104,7 +109,7 @@ def read_words(listing: np.ndarray, H: np.ndarray, words: Sequence[Word], scale:
     """
     if not words:
         return ()
-    engine = _engine()
+    engine = _engine(detect=False)
     out = []
     up = 1.0 / scale
     for word in words:

@@ -205,6 +205,29 @@ def ch_pxblur(s: dict, v: TemplateView) -> np.ndarray:
     return np.where(s["mask"], cv2.GaussianBlur(d, (0, 0), 2.0), np.nan).astype(np.float32)
 
 
+def ch_pxblob(sigma: float) -> Channel:
+    """Pixel-level structure blurred to a logo's scale (``sigma`` px): a scaled or moved mark changes its
+    whole outline a little, where a letter changes a few pixels a lot."""
+
+    def f(s: dict, v: TemplateView) -> np.ndarray:
+        d = structure_diff(s["warped"], matched_norm(v, s["mag"]))
+        m = s["mask"].astype(np.float32)
+        blob = cv2.GaussianBlur(d * m, (0, 0), sigma) / np.maximum(cv2.GaussianBlur(m, (0, 0), sigma), 1e-3)
+        return np.where(s["mask"], blob, np.nan).astype(np.float32)
+
+    return f
+
+
+def ch_bigcells(factor: int) -> Channel:
+    """Today's cells at ``factor`` times the cell side (a mark of a few cells)."""
+
+    def f(s: dict, v: TemplateView) -> np.ndarray:
+        d = structure_diff(s["warped"], matched_norm(v, s["mag"]))
+        return cell_means(d, s["mask"], P.cell * factor)
+
+    return f
+
+
 def ch_colour(s: dict, v: TemplateView) -> np.ndarray:
     return np.array([[hue_angle(s["warped"], s["mask"], v)]], np.float32)
 
@@ -276,6 +299,9 @@ CHANNELS: dict[str, Channel] = {
     "blurncc3": ch_blurncc(3),
     "colour": ch_colour,
     "px": ch_px,
+    "pxblob6": ch_pxblob(6.0),
+    "pxblob12": ch_pxblob(12.0),
+    "cells2x": ch_bigcells(2),
     "pxblur": ch_pxblur,
     "deep8": ch_deep((0,), 0),
     "deep16": ch_deep((1,), 0),

@@ -202,8 +202,9 @@ def inspect_best(
     registered from scratch up to the first that registers (the listing's keypoints are detected once);
     the candidate whose registration has the most keypoint inliers wins (ties: the earlier candidate,
     so pass the screen's product first), and only it is compared. When none registers, the first
-    candidate's result says why. ``enough``: a candidate registered on at least this many inliers
-    is taken without trying the ones after it.
+    candidate's result says why, after every candidate was tried once more with the listing's
+    keypoints detected at its decode resolution (up to ``RegistrationParams.retry_side``). ``enough``:
+    a candidate registered on at least this many inliers is taken without trying the ones after it.
 
     Returns:
         (index of the chosen candidate, its :class:`InspectionResult`).

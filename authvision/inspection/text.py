@@ -153,8 +153,8 @@ def share_words(per_template: Sequence[Sequence[Word]], links: np.ndarray, frame
     h, w = frame
     for i in range(len(out)):
         for j, words in enumerate(per_template):
-            link = links[j, i] if j != i and j < len(links) and i < len(links[j]) else None
-            if link is None or link[2, 2] == 0:
+            link = links[j, i]
+            if j == i or link[2, 2] == 0:
                 continue
             for word in words:
                 x0, y0, x1, y1 = word.box

@@ -40,14 +40,40 @@ def center_crop_box(width: int, height: int, size: int) -> tuple[int, int, int, 
 
 
 def resize_and_crop(image: Image.Image, config: PreprocessConfig) -> Image.Image:
-    """Geometric part of preprocessing: shorter side to ``resize_size``, centre crop ``input_size``."""
-    return center_crop(resize_shorter(image, config), config)
+    """Geometric part of preprocessing: shorter side to ``resize_size``, centre crop ``input_size``.
+
+    The crop's footprint is resampled, not the whole photo (``box=``): each output pixel has the
+    same filter centre and support either way (Pillow clips a filter at the image's edges, not the
+    box's). Two passes, horizontal then vertical, in the order Pillow resizes a whole photo: given
+    a box on both axes in one call, Pillow may run the vertical pass first (portrait photos), and
+    rounding or, for bicubic, clipping between the passes then differs (up to 8 levels). So this
+    is resize-then-crop but for the box's float32 rounding, at most a level here and there
+    (tests/test_preprocess.py), at 0.75 against 0.96 ms on the benchmark's 800 px listings decoded
+    at 400 px (one call with a box on both axes: 0.66). Training crops with this function too.
+    """
+    _require_rgb(image)
+    width, height = resized_size(image.width, image.height, config.resize_size)
+    if (width, height) == image.size:
+        return center_crop(image, config)
+    left, top, right, bottom = center_crop_box(width, height, config.input_size)
+    scale_x, scale_y = image.width / width, image.height / height
+    resample, side = _RESAMPLE[config.interpolation], config.input_size
+    if width != image.width:  # horizontal pass first, as Pillow resizes a whole photo
+        image = image.resize((side, image.height), resample, box=(left * scale_x, 0, right * scale_x, image.height))
+        left, right = 0, side
+    if height == image.height:
+        return image.crop((left, top, right, bottom))
+    return image.resize((side, side), resample, box=(left, top * scale_y, right, bottom * scale_y))
+
+
+def _require_rgb(image: Image.Image) -> None:
+    if image.mode != "RGB":
+        raise ValueError(f"preprocess expects an RGB image (use authvision.load_image), got {image.mode}")
 
 
 def resize_shorter(image: Image.Image, config: PreprocessConfig) -> Image.Image:
     """Shorter side to ``resize_size`` (the image itself when it is that size already)."""
-    if image.mode != "RGB":
-        raise ValueError(f"preprocess expects an RGB image (use authvision.load_image), got {image.mode}")
+    _require_rgb(image)
     size = resized_size(image.width, image.height, config.resize_size)
     if size != image.size:
         image = image.resize(size, _RESAMPLE[config.interpolation])

@@ -328,28 +328,25 @@ def step_costs(checker, files: list[Path], count: int = 160) -> list[dict]:
     """CPU per listing of each step of a scan, one thread, and how well each overlaps on two threads."""
     from authvision.evidence.base import make_listings
     from authvision.hashing import perceptual_hashes
-    from authvision.preprocess import center_crop, pixels_to_tensor, resize_shorter
+    from authvision.preprocess import pixels_to_tensor, resize_and_crop
 
     embedder, config = checker.embedder, checker.embedder.manifest.preprocess
     version = checker.index.hash_version
     paths = [str(p) for p in files[:count]]
     decoded = [embedder.decode(p).image for p in paths]
-    resized = [resize_shorter(image, config) for image in decoded]
-    pairs = list(zip(decoded, resized))
-    pixels = np.stack([np.asarray(center_crop(small, config)) for small in resized])
+    pixels = np.stack([np.asarray(resize_and_crop(image, config)) for image in decoded])
     batches = [pixels[i : i + 8] for i in range(0, len(pixels) - 7, 8)]
     tensors = [pixels_to_tensor(b, config) for b in batches]
     vectors = embedder.run_tensors(pixels[:32]).vectors
     _, hashes = checker.transform.batch(decoded[:32])
     listings = make_listings(decoded[:32], paths[:32], vectors, hashes, None)
-    # version 1 reuses the model's resize when no border is trimmed (as the transform does)
     how = "border trim, canonical resize, Lanczos thumbnail" if version == 1 else "border trim, grey, area thumbnail"
     steps = [
         ("decode (read + JPEG draft)", lambda p: embedder.decode(p), paths, 1),
-        ("resize shorter side", lambda im: resize_shorter(im, config), decoded, 1),
-        ("centre crop → uint8 pixels", lambda im: np.asarray(center_crop(im, config)), resized, 1),
+        ("resize + centre crop (the crop's footprint only) → uint8 pixels",
+         lambda im: np.asarray(resize_and_crop(im, config)), decoded, 1),
         (f"both pHashes, hash version {version} ({how}, one DCT)",
-         lambda pair: perceptual_hashes(pair[0], version=version, resized=pair[1]), pairs, 1),
+         lambda im: perceptual_hashes(im, version=version), decoded, 1),
         ("normalise (batch of 8)", lambda b: pixels_to_tensor(b, config), batches, 8),
         ("int8 model, 1 ORT thread (batch of 8)", embedder.run_tensors, tensors, 8),
         ("screen + evidence (batch of 32)", lambda ls: checker.verdicts_for(ls), [listings] * 3, 32),

@@ -1,26 +1,35 @@
 """torch side of the one preprocessing definition, built from the model manifest's PreprocessConfig.
 
-Mirrors :mod:`authvision.preprocess` step by step with torchvision.transforms.v2 on PIL images (Resize
-on a PIL image resizes with Pillow), so training and ONNX Runtime inference see the same tensor.
+The geometric half is :func:`authvision.preprocess.resize_and_crop` itself (a Pillow resize of the
+centre crop's footprint), so training and ONNX Runtime inference crop the same pixels; the pixel
+half is torchvision.transforms.v2 (scale, normalise), equal to the numpy lookup to float rounding.
 """
 
 from __future__ import annotations
 
 import torch
-from torchvision.transforms import InterpolationMode, v2
+from PIL import Image
+from torchvision.transforms import v2
 
 from authvision.manifest import PreprocessConfig
+from authvision.preprocess import resize_and_crop
 
-_INTERPOLATION = {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC}
+
+class ResizeAndCrop:
+    """Shorter side to ``resize_size``, centre crop ``input_size``: a PIL image in, a PIL image out."""
+
+    def __init__(self, config: PreprocessConfig) -> None:
+        self.config = config
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        return resize_and_crop(image, self.config)
+
+    def __repr__(self) -> str:
+        return f"ResizeAndCrop({self.config!r})"
 
 
-def geometric_transform(config: PreprocessConfig) -> v2.Compose:
-    return v2.Compose(
-        [
-            v2.Resize(config.resize_size, interpolation=_INTERPOLATION[config.interpolation], antialias=True),
-            v2.CenterCrop(config.input_size),
-        ]
-    )
+def geometric_transform(config: PreprocessConfig) -> ResizeAndCrop:
+    return ResizeAndCrop(config)
 
 
 def tensor_transform(config: PreprocessConfig) -> v2.Compose:

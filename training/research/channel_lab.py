@@ -12,6 +12,9 @@ listing's score being the lowest over templates. Nothing is fitted to listings.
 
     python training/research/channel_lab.py KIT --cache /tmp/lab prepare [--products a,b]
     python training/research/channel_lab.py KIT --cache /tmp/lab score cells,ncc3 [--products a,b]
+    python training/research/channel_lab.py KIT --cache /tmp/lab --splits test,calibration prepare
+    python training/research/channel_lab.py KIT --cache /tmp/lab --splits test,calibration score cells2x \
+        --dump cells2x.json   # then: fusion_study.py DEMO --extra cells2x=cells2x.json
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
+import json
 import os
 import pickle
 import time
@@ -65,10 +69,10 @@ def references(kit: str, label: str) -> list[dict]:
         return [r for r in csv.DictReader(f) if r["label"] == label]
 
 
-def kit_rows(kit: str) -> tuple[list[dict], list[dict]]:
-    """(test listings of indexed products, genuine references)."""
+def kit_rows(kit: str, splits: tuple[str, ...] = ("test",)) -> tuple[list[dict], list[dict]]:
+    """(listings of indexed products in ``splits``, genuine references)."""
     with open(os.path.join(kit, "listings.csv"), newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["split"] == "test" and r["label"] in ("genuine", "fake")]
+        rows = [r for r in csv.DictReader(f) if r["split"] in splits and r["label"] in ("genuine", "fake")]
     return rows, references(kit, "genuine")
 
 
@@ -404,9 +408,12 @@ def main() -> None:
     ap.add_argument("--products", default="")
     ap.add_argument("verb", choices=("prepare", "score"))
     ap.add_argument("channels", nargs="?", default="cells")
+    ap.add_argument("--splits", default="test", help="listing splits to register and score (e.g. test,calibration)")
+    ap.add_argument("--dump", default="", help="score: write {listing path: score} of the first channel to this JSON "
+                    "(the lowest over templates; fusion_study.py --extra NAME=FILE)")
     a = ap.parse_args()
     os.makedirs(a.cache, exist_ok=True)
-    rows, refs = kit_rows(a.kit)
+    rows, refs = kit_rows(a.kit, tuple(a.splits.split(",")))
     products = sorted({r["product"] for r in rows})
     if a.products:
         products = [p for p in products if p in a.products.split(",")]
@@ -429,6 +436,9 @@ def main() -> None:
                 for path, raw in out.items():
                     per[n].setdefault(path, []).append((raw - q50) / max(q95 - q50, 1e-6))
     print(f"scored in {time.process_time() - t0:.0f} s CPU")
+    if a.dump:
+        with open(a.dump, "w") as f:
+            json.dump({path: min(values) for path, values in per[names[0]].items()}, f)
     fake = np.array([r["label"] == "fake" for r in rows])
     fam = np.array([r["family"] for r in rows])
     seen = np.array([r["factory_seen"] == "true" for r in rows])

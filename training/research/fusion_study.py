@@ -56,7 +56,8 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=200)
     parser.add_argument("--share", type=float, default=0.4, help="calibration share (the demo's)")
     parser.add_argument("--l2", type=float, nargs="*", default=[], help="compare these L2 penalties on the kept features instead")
-    parser.add_argument("--extra", default="", help="NAME=FILE.json: a lab feature per listing path (rows without it are dropped)")
+    parser.add_argument("--extra", default="", help="NAME=FILE.json: a lab feature per listing path (rows without it are dropped; "
+                        "a NAME starting log_ is held towards fake)")
     parser.add_argument("--lofo", action="store_true",
                         help="leave one family out: calibrate without a defect family's fakes, score that family's test fakes")
     parser.add_argument("--prior", action="store_true", help="--lofo over a grid of prior weights and penalties")
@@ -107,9 +108,8 @@ def main() -> None:
         "inspection + dup + head + channels": [*inspection, *dup, *head, "log_structure", "log_cells", "log_colour"],
         "no fake_share + channels": [*[n for n in current if n != "fake_share"], "log_structure", "log_cells", "log_colour"],
     }
-    if extra:
-        kept = ["margin", *dup, *head, *inspection, "log_structure", "log_cells", "log_colour"]
-        choices = {"kept (margin, no fake_share, channels)": kept, f"kept + {extra_name}": [*kept, extra_name], f"{extra_name} alone": [extra_name]}
+    if extra:  # fitted as the checker fits: weights held to their direction, pulled towards the prior
+        choices = {"current, as calibrated": current, f"current + {extra_name}, as calibrated": [*current, extra_name]}
     l2 = 1.0
     if args.l2:
         kept = ["margin", *dup, *head, *inspection, "log_structure", "log_cells", "log_colour"]
@@ -150,14 +150,19 @@ def main() -> None:
     def signs_of(columns: list[str]) -> list[int]:
         return [direction.get(c, -1 if c.startswith(("inspection_log_", "log_")) else 0) for c in columns]
 
-    def evaluate(columns: list[str], l2: float = 1.0, shift: bool = False, signed: bool = False) -> dict[str, np.ndarray]:
+    def evaluate(columns: list[str], l2: float = 1.0, shift: bool = False, signed: bool = False, prior: bool = False) -> dict[str, np.ndarray]:
         z0 = np.stack([col[c] for c in columns], axis=1)
         out: dict[str, list[float]] = {"auc": [], "ece": [], "ece_floor": [], "never": [], "seen": [], "typography": [], "geometry": []}
         noise = np.random.default_rng(1)
         for calibration in draws:
             z = per_product_shift(z0, columns, calibration) if shift else z0
             m, s = _standardise(z[calibration])
-            w, b = fit_logistic((z[calibration] - m) / s, genuine[calibration].astype(float), l2=l2, signs=signs_of(columns) if signed else None)
+            signs = signs_of(columns) if signed or prior else None
+            if prior:
+                w, b = fit_logistic((z[calibration] - m) / s, genuine[calibration].astype(float), l2=PRIOR_L2, signs=signs,
+                                    prior=[PRIOR_WEIGHT * v for v in signs])  # fmt: skip
+            else:
+                w, b = fit_logistic((z[calibration] - m) / s, genuine[calibration].astype(float), l2=l2, signs=signs)
             p = _sigmoid(((z[~calibration] - m) / s) @ w + b)
             y = ~genuine[~calibration]
             out["auc"].append(auc(1 - p, y))
@@ -208,7 +213,10 @@ def main() -> None:
         penalty = float(name.rsplit(" ", 1)[1]) if name.startswith("kept, L2") else l2
         shift = "shifted per product" in name
         signed = "held to their direction" in name
-        r = base if columns == current and penalty == 1.0 and not (shift or signed) else evaluate(columns, penalty, shift, signed)
+        prior = "as calibrated" in name
+        if prior and columns == current:
+            base = evaluate(columns, prior=True)
+        r = base if columns == current and penalty == 1.0 and not (shift or signed) else evaluate(columns, penalty, shift, signed, prior)
         wins = np.mean(r["auc"] > base["auc"]) if columns != current or shift or signed else float("nan")
         print(
             f"{name:38s} test {r['auc'].mean():.3f} ± {r['auc'].std():.3f}  ECE {r['ece'].mean():.3f} (if exact {r['ece_floor'].mean():.3f})  "

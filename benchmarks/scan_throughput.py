@@ -74,6 +74,9 @@ inputs 280/s, 6.89 ms, 0.63, RSS 509 → 514 MB. Step table: both hashes 1.54 �
 steps alike (decode 0.93-1.07, resize 0.85, int8 model 2.44-2.51, screen + evidence 0.21-0.28).
 The session's first ``--quick`` run, before any change: 199/s, 9.62 ms, 0.45.
 
+The row with region inspection on for ~20 % of listings is ``benchmarks/inspection_speed.py``'s (it
+needs a brand kit's checker with inspection data; this file's 100k checker is synthetic).
+
 The crop's footprint resized instead of the whole photo (a later session, a 2-core Xeon, ``--quick``):
 before 214/s, 8.97 ms CPU per listing, end to end / floor 0.63 (load 0.8 → 1.5); after 219/s,
 8.63 ms, 0.65 (load 0.8 → 1.4); step table resize + crop 1.02 → 0.72 ms. Alternating 2,000-input

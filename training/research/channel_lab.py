@@ -295,7 +295,30 @@ def ch_deep(layers: tuple[int, ...], shift: int) -> Channel:
     return f
 
 
+def _ab(rgb: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    lab = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2LAB).astype(np.float32)
+    return cv2.GaussianBlur(lab[..., 1] - 128, (0, 0), sigma), cv2.GaussianBlur(lab[..., 2] - 128, (0, 0), sigma)
+
+
+def ch_abcells(s: dict, v: TemplateView, sigma: float = 2.0) -> np.ndarray:
+    """Local colour: per cell, the mean |a*b* difference| after the item's global cast and saturation are
+    taken out (the listing's chroma scaled to the template's median, the median a*b* difference
+    subtracted), the planes blurred by ``sigma`` px (chroma subsampling, residual misalignment)."""
+    m = s["mask"]
+    if m.sum() < 50:
+        return cell_means(np.zeros(m.shape, np.float32), m, P.cell)
+    al, bl = _ab(s["warped"], sigma)
+    at, bt = _ab(v.image, sigma)
+    k = float(np.median(np.hypot(at, bt)[m])) / max(float(np.median(np.hypot(al, bl)[m])), 1e-3)
+    k = min(max(k, 0.5), 2.0)
+    da, db = al * k - at, bl * k - bt
+    da -= np.median(da[m])
+    db -= np.median(db[m])
+    return cell_means(np.hypot(da, db), m, P.cell)
+
+
 CHANNELS: dict[str, Channel] = {
+    "abcells": ch_abcells,
     "cells": ch_cells,
     "ncc2": ch_ncc(2),
     "ncc4": ch_ncc(4),

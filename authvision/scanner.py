@@ -8,8 +8,9 @@ million paths is never held in memory. Work is pipelined over threads, each stag
 
     inputs ─► batches of ``batch_size`` ─► decode pool (``decode_workers`` threads), per photo:
                  decode (JPEG draft to the model's size) → the centre crop's footprint resized
-                 (one resize, no whole-photo resize), kept as uint8 pixels, and both perceptual hashes from that decoded image (border trim, one
-                 thumbnail and one DCT for photo and mirror; the index's hash version)
+                 (not the whole photo), kept as uint8 pixels, and both perceptual hashes from that
+                 decoded image (border trim, one thumbnail and one DCT for photo and mirror; the
+                 index's hash version)
            ─► embed thread: normalise (one table lookup per slice) and ONNX Runtime, in slices of
                  ``model_batch_size``
            ─► evidence stage: one batched FAISS search + hash lookup (the screen), then every
@@ -26,8 +27,8 @@ in flight, whatever the number of inputs (~150 KB of pixels per photo in flight)
 Where a photo's CPU time goes (one 800 px JPEG listing, 62% of them padded, one thread per step,
 2-core AMD EPYC, quiet; benchmarks/scan_throughput.py prints the table): decode 0.9-1.1 ms, resize
 0.85 ms and crop 0.05 ms (since replaced by resizing only the crop's footprint: 0.75 against 0.96 ms
-for the two on a 2-core Xeon, 8.7 against 9.1 ms of CPU per listing end to end), both perceptual hashes 0.69 ms (hash version 2; version 1, kept for indexes
-saved before it, 1.54 ms), normalising 0.1 ms, the int8 model 2.4-2.5 ms, screen and evidence
+for the two on a 2-core Xeon, 8.7 against 9.1 ms of CPU per listing end to end), both perceptual
+hashes 0.69 ms (hash version 2; version 1, kept for indexes saved before it, 1.54 ms), normalising 0.1 ms, the int8 model 2.4-2.5 ms, screen and evidence
 0.2-0.3 ms. In the pipeline each step costs ~30% more than alone (four threads on two cores); end
 to end 6.7-6.9 ms of CPU per listing at 10k-100k inputs, 0.61-0.63 of the floor (decode + model).
 

@@ -28,9 +28,10 @@ Where a photo's CPU time goes (one 800 px JPEG listing, 62% of them padded, one 
 2-core AMD EPYC, quiet; benchmarks/scan_throughput.py prints the table): decode 0.9-1.1 ms, resize
 0.85 ms and crop 0.05 ms (since replaced by resizing only the crop's footprint: 0.75 against 0.96 ms
 for the two on a 2-core Xeon, 8.7 against 9.1 ms of CPU per listing end to end), both perceptual
-hashes 0.69 ms (hash version 2; version 1, kept for indexes saved before it, 1.54 ms), normalising 0.1 ms, the int8 model 2.4-2.5 ms, screen and evidence
-0.2-0.3 ms. In the pipeline each step costs ~30% more than alone (four threads on two cores); end
-to end 6.7-6.9 ms of CPU per listing at 10k-100k inputs, 0.61-0.63 of the floor (decode + model).
+hashes 0.69 ms (hash version 2; version 1, kept for indexes saved before it, 1.54 ms), normalising
+0.1 ms, the int8 model 2.4-2.5 ms, screen and evidence 0.2-0.3 ms. In the pipeline each step costs
+~30% more than alone (four threads on two cores); end to end 6.7-6.9 ms of CPU per listing at
+10k-100k inputs, 0.61-0.63 of the floor (decode + model); 0.63-0.67 on the Xeon after the change.
 
 :func:`scan_to_jsonl` writes results through :class:`~authvision.journal.ResultJournal`, JSON lines
 that a ``kill -9`` cannot tear or lose, and a resumed scan skips the inputs already written (see

@@ -154,12 +154,18 @@ def test_a_checker_saved_before_evidence_providers_loads_with_the_same_verdict()
     verdict = checker.check(jpeg(listing, 70)).to_dict()
     expected = json.loads((DATA / "checker-format1-coffee-verdict.json").read_text())
     assert verdict["label"] == expected["label"] and verdict["product"] == expected["product"]
-    assert verdict["evidence"] == pytest.approx(expected["evidence"], abs=1e-6)
-    assert verdict["authenticity"] == pytest.approx(expected["authenticity"], abs=1e-6)
     assert [m["ref_id"] for m in verdict["neighbors"]] == [m["ref_id"] for m in expected["neighbors"]]
+    # The verdict was saved when the crop came from resizing the whole photo; it now comes from one
+    # resize of the crop's footprint (authvision.preprocess.resize_and_crop), a level off here and
+    # there, within the embedding parity issue 15 allows (fp32 cosine >= 0.999). Measured here:
+    # similarities 7e-4 apart, the fake share 0.005, the (uncalibrated) authenticity 0.010.
+    similarities = [name for name in expected["evidence"] if name.endswith("similarity")]
+    assert {n: verdict["evidence"][n] for n in similarities} == pytest.approx({n: expected["evidence"][n] for n in similarities}, abs=2e-3)
+    assert verdict["evidence"] == pytest.approx(expected["evidence"], abs=1e-2)
+    assert verdict["authenticity"] == pytest.approx(expected["authenticity"], abs=2e-2)
     # its references were hashed with hash version 1, and its listings still are
     assert checker.index.hash_version == 1 and checker.transform.hash_version == 1
-    assert verdict["duplicate_of"] == pytest.approx(expected["duplicate_of"], abs=1e-6)
+    assert verdict["duplicate_of"] == pytest.approx(expected["duplicate_of"], abs=2e-3)
 
 
 def test_one_transform_gives_the_preprocessing_and_the_hashes(embedder):

@@ -155,8 +155,8 @@ def test_a_checker_saved_before_evidence_providers_loads_with_the_same_verdict()
     expected = json.loads((DATA / "checker-format1-coffee-verdict.json").read_text())
     assert verdict["label"] == expected["label"] and verdict["product"] == expected["product"]
     assert [m["ref_id"] for m in verdict["neighbors"]] == [m["ref_id"] for m in expected["neighbors"]]
-    # The verdict was saved when the crop came from resizing the whole photo; it now comes from one
-    # resize of the crop's footprint (authvision.preprocess.resize_and_crop), a level off here and
+    # The verdict was saved when the crop came from resizing the whole photo; it now comes from resizing
+    # the crop's footprint (authvision.preprocess.resize_and_crop), a level off here and
     # there, within the embedding parity issue 15 allows (fp32 cosine >= 0.999). Measured here:
     # similarities 7e-4 apart, the fake share 0.005, the (uncalibrated) authenticity 0.010.
     similarities = [name for name in expected["evidence"] if name.endswith("similarity")]

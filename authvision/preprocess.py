@@ -53,12 +53,10 @@ def resize_and_crop(image: Image.Image, config: PreprocessConfig) -> Image.Image
     """
     _require_rgb(image)
     width, height = resized_size(image.width, image.height, config.resize_size)
-    if (width, height) == image.size:
-        return center_crop(image, config)
     left, top, right, bottom = center_crop_box(width, height, config.input_size)
     scale_x, scale_y = image.width / width, image.height / height
     resample, side = _RESAMPLE[config.interpolation], config.input_size
-    if width != image.width:  # horizontal pass first, as Pillow resizes a whole photo
+    if width != image.width:  # horizontal pass first, as Pillow resizes a whole photo (each pass only when its side changes)
         image = image.resize((side, image.height), resample, box=(left * scale_x, 0, right * scale_x, image.height))
         left, right = 0, side
     if height == image.height:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import authvision as av
-from authvision.calibration import PRIOR_L2, PRIOR_WEIGHT, _sigmoid, _standardise, expected_calibration_error, fit_logistic
+from authvision.calibration import PRIOR_L2, PRIOR_WEIGHT, _fit_directed, _sigmoid, _standardise, expected_calibration_error, fit_logistic
 
 
 def auc(score: np.ndarray, positive: np.ndarray) -> float:
@@ -155,9 +155,6 @@ def main() -> None:
     def signs_of(columns: list[str]) -> list[int]:
         return [direction.get(c, -1 if c.startswith(("inspection_log_", "log_")) else 0) for c in columns]
 
-    def directed(x: np.ndarray, y: np.ndarray, signs: list[int]) -> tuple[np.ndarray, float]:
-        return fit_logistic(x, y, l2=PRIOR_L2, signs=signs, prior=[PRIOR_WEIGHT * v for v in signs])
-
     def platt(x: np.ndarray, y: np.ndarray, signs: list[int], folds: int = 5) -> tuple[float, float]:
         """Scale and bias of the directed fit's logit, refitted on its out-of-fold logits."""
         order = np.random.default_rng(2).permutation(len(y))
@@ -169,7 +166,7 @@ def main() -> None:
         for k in range(folds):
             test = fold == k
             m, s = _standardise(x[~test])
-            w, b = directed((x[~test] - m) / s, y[~test], signs)
+            w, b = _fit_directed((x[~test] - m) / s, y[~test], signs)
             logits[test] = ((x[test] - m) / s) @ w + b
         (a,), c = fit_logistic(logits[:, None], y, l2=1e-6)
         return float(max(a, 1e-3)), float(c)
@@ -184,8 +181,7 @@ def main() -> None:
             m, s = _standardise(z[calibration])
             signs = signs_of(columns) if signed or prior else None
             if prior:
-                w, b = fit_logistic((z[calibration] - m) / s, genuine[calibration].astype(float), l2=PRIOR_L2, signs=signs,
-                                    prior=[PRIOR_WEIGHT * v for v in signs])  # fmt: skip
+                w, b = _fit_directed((z[calibration] - m) / s, genuine[calibration].astype(float), signs)
             else:
                 w, b = fit_logistic((z[calibration] - m) / s, genuine[calibration].astype(float), l2=l2, signs=signs)
             logit = ((z[~calibration] - m) / s) @ w + b

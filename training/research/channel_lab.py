@@ -462,6 +462,12 @@ def main() -> None:
     if a.dump:
         with open(a.dump, "w") as f:
             json.dump({path: min(values) for path, values in per[names[0]].items()}, f)
+    report(rows, per, names, products)
+
+
+def report(rows: list[dict], per: dict[str, dict[str, list[float]]], names: list[str], products: list[str]) -> None:
+    """Fake ROC-AUC of every channel and max-fusion of up to three (lowest over templates), per family,
+    seen / never-seized factory and product. A listing no template registered counts as +inf."""
     fake = np.array([r["label"] == "fake" for r in rows])
     fam = np.array([r["family"] for r in rows])
     seen = np.array([r["factory_seen"] == "true" for r in rows])

@@ -190,6 +190,18 @@ def test_genuine_view_registers_and_scores_low(data, genuine):
     assert "heatmap" not in d and len(d["regions"]) == len(r.regions) > 0
 
 
+def test_an_item_cut_by_the_photos_edge_is_not_flagged_along_the_cut(data, genuine):
+    listing, _ = _known_view(genuine[data.templates[0].source])
+    cut = np.ascontiguousarray(listing[:, :200])  # the right third of the item is outside the photo
+    whole, r = inspect(listing, data), inspect(cut, data)
+    assert r.registered
+    assert r.score < max(1.5, whole.score + 0.5), (r.score, whole.score)
+    # the cut's edge in the frame: nothing within the margin of it is compared, nothing beside it lights up
+    edge = cv2.perspectiveTransform(np.float64([[[199.5, 160.0]]]), r.homography)[0, 0, 0]
+    band = r.heatmap[:, max(0, int(edge) - 20) : int(edge) + 1]
+    assert np.nanmax(np.where(np.isfinite(band), band, 0)) < 3.0
+
+
 def test_painted_defect_lights_up_where_it_was_painted(data, genuine):
     t = data.templates[0]
     src = genuine[t.source].copy()

@@ -23,6 +23,11 @@ BLUR_SIGMA = 2.0
 MIN_CHROMA = 12.0
 RESOLUTION_TOLERANCE = 1.25
 """Listing/template resolution ratio within which no resolution matching is done."""
+EDGE_MARGIN = round(3 * LCN_SIGMA)
+"""Frame pixels closer than this to the listing photo's edge are not compared. The LCN and the blur
+there reach past the photo (black after the warp), so an item cut by the photo's edge lit up along
+the cut on genuine listings: on the demo kit 24 % of the genuine cropped listings scored above the
+null's 95th percentile, against 9 % of the others."""
 
 
 def lcn(g: np.ndarray, sigma: float = LCN_SIGMA) -> np.ndarray:
@@ -147,6 +152,15 @@ def smooth_flow_align(warped: np.ndarray, view: TemplateView, sigma: float, max_
     return cv2.remap(warped, gx + fs[..., 0], gy + fs[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+def inside_photo(valid: np.ndarray, margin: int = EDGE_MARGIN) -> np.ndarray:
+    """The frame pixels at least ``margin`` px inside the listing photo (``valid``: the pixels it covers;
+    the frame's own border is not an edge of the photo)."""
+    if margin <= 0 or valid.all():
+        return valid
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
+    return cv2.erode(valid.astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=1) > 0
+
+
 def measure(
     listing: np.ndarray,
     H: np.ndarray,
@@ -184,6 +198,6 @@ def measure(
     warped, valid = warp_placement(listing, Placement(H) if placement is None else placement, (w, h))
     if flow_sigma > 0:
         warped = smooth_flow_align(warped, view, flow_sigma, flow_max)
-    m = view.mask & valid
+    m = view.mask & inside_photo(valid)
     d = structure_diff(warped, matched_norm(view, mag) if match_resolution else view.norm)
     return Measurement(d, m, cell_means(d, m, cell), hue_angle(warped, m, view), warped)

@@ -38,10 +38,12 @@ from authvision.inspection.text import Word, consensus, find_words, share_words
 logger = logging.getLogger(__name__)
 
 FORMAT = "authvision.inspection"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """2: template-to-template links; the genuine null keeps an item's pale parts (labels, straps) in its
 simulated listings; part maps of items of several parts (derived from the frame image, not stored).
-3: the comparison mask is the item's cut-out (the background between its parts is no longer compared)."""
+3: the comparison mask is the item's cut-out (the background between its parts is no longer compared).
+4: pixels near the listing photo's edge are not compared (:data:`~authvision.inspection.compare.EDGE_MARGIN`),
+so the null's statistics change."""
 
 
 @dataclass(frozen=True)

@@ -263,8 +263,19 @@ def train(samples: list[tuple[dict, TemplateView]], steps: int, seed: int, redeg
 _MODEL = None
 
 
+_CELLS: dict[tuple[int, int], np.ndarray] = {}
+
+
 def ch_learned(s: dict, v: TemplateView) -> np.ndarray:
-    """Per 24 px cell: the largest defect logit of the current model (NaN where the cell is not compared)."""
+    """Per 24 px cell: the largest defect logit of the current model (NaN where the cell is not compared);
+    computed once per sample and model (``learnedmax`` reads the same map)."""
+    key = (id(_MODEL), id(s))
+    if key not in _CELLS:
+        _CELLS[key] = _learned_cells(s, v)
+    return _CELLS[key]
+
+
+def _learned_cells(s: dict, v: TemplateView) -> np.ndarray:
     import torch
 
     x = torch.from_numpy(frame_features(s, v)[None])
